@@ -1,0 +1,33 @@
+"""Every error trafficlight reports to a user; the CLI turns them into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class TrafficlightError(Exception):
+    """Root of trafficlight's own errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(TrafficlightError):
+    """A settings file or environment variable is missing or malformed."""
+
+    exit_code = 2
+
+
+class DatabaseUnavailable(TrafficlightError):
+    """DATABASE_URL is unreachable, refused us, or is not a Postgres URL."""
+
+    exit_code = 2
+
+
+class RefusedByDatabase(TrafficlightError):
+    """The database refused a change (out-of-range percentage, empty reason, ...)."""
+
+    exit_code = 3
+
+
+class ServiceStartError(TrafficlightError):
+    """An embedded broker or Postgres did not come up."""
+
+    exit_code = 2

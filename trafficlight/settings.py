@@ -1,0 +1,24 @@
+"""Where the services are: the environment, per SPEC "Services"."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+DATABASE_URL_ENV = "DATABASE_URL"
+
+EVENTS_TOPIC = "webhook-routing-events"
+VERDICTS_TOPIC = "webhook-routing-verdicts"
+CONFIG_CHANNEL = "webhook_routing_config"
+
+#: Where embedded services keep their data when no other folder is given.
+STATE_DIR = Path(os.environ.get("TRAFFICLIGHT_HOME", ".trafficlight"))
+
+
+def kafka_bootstrap_servers() -> str | None:
+    return os.environ.get(KAFKA_BOOTSTRAP_ENV) or None
+
+
+def database_url() -> str | None:
+    return os.environ.get(DATABASE_URL_ENV) or None
