@@ -92,7 +92,8 @@ BEGIN
     INSERT INTO webhook_routing_config (percentage, enabled, domains, protected_domains, notes, created_by)
     VALUES (pct, pct > 0, current_row.domains, current_row.protected_domains, reason,
             webhook_routing_actor());
-    RAISE NOTICE 'Routing percentage updated to %%. Enabled: %', trim_scale(pct::numeric(5,2)), pct > 0;
+    RAISE NOTICE '%', format('Routing percentage updated to %s%%. Enabled: %s',
+                             trim_scale(pct::numeric(5,2)), (pct > 0)::text);
 END;
 $$;
 
@@ -108,6 +109,6 @@ BEGIN
     INSERT INTO webhook_routing_config (percentage, enabled, domains, protected_domains, notes, created_by)
     VALUES (current_row.percentage, set_routing_enabled.enabled, current_row.domains,
             current_row.protected_domains, reason, webhook_routing_actor());
-    RAISE NOTICE 'Routing enabled set to: %', set_routing_enabled.enabled;
+    RAISE NOTICE 'Routing enabled set to: %', set_routing_enabled.enabled::text;
 END;
 $$;

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,14 @@ class EmbeddedBroker:
         self._proc = None
 
 
+def _pgserver_bin_path() -> Path:
+    """The Postgres binaries inside the pgserver wheel (its import warns about XDG_RUNTIME_DIR)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
 class EmbeddedPostgres:
     """PostgreSQL 16 from the pgserver wheel, TCP on loopback, trust auth, data in ``data_dir``.
 
@@ -125,22 +134,21 @@ class EmbeddedPostgres:
         return self._proc is not None and self._proc.poll() is None
 
     def _bin(self, name: str) -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        return str(POSTGRES_BIN_PATH / name)
+        return str(_pgserver_bin_path() / name)
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             import pwd
 
-            from pgserver._commands import POSTGRES_BIN_PATH
-            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
             self._user = "pgserver"
             ensure_user_exists(self._user)
             ensure_prefix_permissions(self.data_dir)
-            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_prefix_permissions(_pgserver_bin_path())
             entry = pwd.getpwnam(self._user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
@@ -172,7 +180,8 @@ class EmbeddedPostgres:
             self._wait_ready(timeout_s=30)
         except ServiceStartError as exc:
             self.stop()
-            raise ServiceStartError(f"embedded Postgres: {exc} (log: {self.data_dir}/postgres.log)")
+            log_path = self.data_dir / "postgres.log"
+            raise ServiceStartError(f"embedded Postgres: {exc} (log: {log_path})") from None
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
