@@ -82,6 +82,16 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
     click.echo("stopped", err=True)
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules."""
+    from trafficlight.replay import replay_command
+
+    cli.add_command(replay_command)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a TrafficlightError becomes one line on stderr and its exit code."""
     try:
