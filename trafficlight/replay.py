@@ -204,8 +204,9 @@ async def _scan_topic(bootstrap: str, topic: str) -> AsyncIterator[tuple[int, by
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
+        await consumer.topics()  # fetches metadata, so partitions_for_topic knows the topic
         partitions = [TopicPartition(topic, p)
-                      for p in sorted(await consumer.partitions_for_topic(topic) or [])]
+                      for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         remaining = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items()
@@ -222,19 +223,16 @@ async def _scan_topic(bootstrap: str, topic: str) -> AsyncIterator[tuple[int, by
         await consumer.stop()
 
 
-def topic_batches(bootstrap: str, topic: str, rejects: RejectLog, since_s: float | None,
-                  until_s: float | None) -> list[tuple[int, EventBatch]]:
-    """Records of the topic decoded per partition, in offset order."""
-
-    async def collect() -> list[tuple[int, EventBatch]]:
-        out = []
-        async for partition, value in _scan_topic(bootstrap, topic):
-            decoded = decode_record(value)
-            rejects.add(decoded)
-            out.append((partition, _in_range(decoded.events, since_s, until_s)))
-        return out
-
-    return asyncio.run(collect())
+async def read_topic_batches(bootstrap: str, topic: str, rejects: RejectLog,
+                             since_s: float | None, until_s: float | None,
+                             ) -> list[tuple[int, EventBatch]]:
+    """Records of the topic decoded per partition, in offset order (held in memory)."""
+    out = []
+    async for partition, value in _scan_topic(bootstrap, topic):
+        decoded = decode_record(value)
+        rejects.add(decoded)
+        out.append((partition, _in_range(decoded.events, since_s, until_s)))
+    return out
 
 
 def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
@@ -295,8 +293,8 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
         bootstrap = settings.kafka_bootstrap_servers()
         if bootstrap is None:
             raise ConfigError("--input kafka needs KAFKA_BOOTSTRAP_SERVERS")
-        batches: Iterable[tuple[int, EventBatch]] = topic_batches(
-            bootstrap, topic, rejects, since_s, until_s)
+        batches: Iterable[tuple[int, EventBatch]] = asyncio.run(
+            read_topic_batches(bootstrap, topic, rejects, since_s, until_s))
     else:
         path = Path(source)
         if not path.is_file():

@@ -81,7 +81,7 @@ def test_a_single_far_future_event_does_not_move_event_time() -> None:
     judge = Judge()
     events = records(T0, 10, 10)
     poison = {**events[0], "event_id": "poison", "ts": T0 + 86_400}
-    judge.ingest(batch(events[:50] + [poison] + events[50:]))
+    judge.ingest(batch([*events[:50], poison, *events[50:]]))
     assert judge.event_time_s == events[-1]["ts"]
     assert judge.counters.time_outliers == 1
 
