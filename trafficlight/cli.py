@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from router.command import router_command
 from trafficlight import settings
 from trafficlight.errors import ConfigError, TrafficlightError
 
@@ -80,6 +81,9 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
         sys.stdout.flush()
         wait_for_stop_signal()
     click.echo("stopped", err=True)
+
+
+cli.add_command(router_command)
 
 
 def main(argv: list[str] | None = None) -> None:
