@@ -40,6 +40,8 @@ from router.settings import RouterSettings
 from router.sticky_key import sticky_key
 
 ROUTED_TO_HEADER = "X-Routed-To"
+#: The routing event's id, so a sender's request can be found in the logs and on the topic.
+EVENT_ID_HEADER = "X-Routing-Event-Id"
 
 #: A plain name: no dots (no ``..``), no slashes, encoded or not, and a sane length.
 DOMAIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -111,11 +113,13 @@ async def handle_webhook(request: web.Request) -> web.StreamResponse:
         response = error_response(exc)
         error_message = str(exc)
     elapsed_s = time.perf_counter() - started
+    event_id = uuid.uuid4().hex
     response.headers[ROUTED_TO_HEADER] = target
+    response.headers[EVENT_ID_HEADER] = event_id
 
     status = "error" if error_message is not None else "success"
     router.emitter.emit(RoutingEvent(
-        event_id=uuid.uuid4().hex, ts=received_at, domain=domain, routed_to=target,
+        event_id=event_id, ts=received_at, domain=domain, routed_to=target,
         response_time_ms=round(elapsed_s * 1000, 3), status=status, http_status=http_status,
         error_message=error_message, router_id=router.settings.router_id,
         config_version=config.version,
