@@ -37,7 +37,7 @@ from router.events import RoutingEvent
 from router.forwarding import Forwarder
 from router.metrics import UNKNOWN_DOMAIN_LABEL, RouterMetrics
 from router.settings import RouterSettings
-from router.sticky_key import sticky_key
+from router.sticky_key import NOT_JSON, parse_body, sticky_key
 
 ROUTED_TO_HEADER = "X-Routed-To"
 #: The routing event's id, so a sender's request can be found in the logs and on the topic.
@@ -96,7 +96,9 @@ async def handle_webhook(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         target = "legacy"  # verification (hub.challenge) is the legacy handler's job
     else:
-        target = choose_target(config, domain, sticky_key(request.headers, body)[0])
+        payload = parse_body(body)
+        key, _source = sticky_key(request.headers, payload)
+        target = choose_target(config, domain, key, body_is_json=payload is not NOT_JSON)
 
     started = time.perf_counter()
     http_status: int | None = None

@@ -48,7 +48,8 @@ def unified_buckets(percentage: float) -> int:
     return max(0, min(BUCKETS, round(percentage * BUCKETS / 100)))
 
 
-def choose_target(config: RoutingConfig, domain: str, sticky_key: str) -> Target:
+def choose_target(config: RoutingConfig, domain: str, sticky_key: str,
+                  body_is_json: bool = True) -> Target:
     """Legacy unless the domain is an enabled rollout domain and its key's bucket is in range.
 
     Bucket < the unified count, so a key on unified at p% stays on unified at any higher p.
@@ -61,6 +62,9 @@ def choose_target(config: RoutingConfig, domain: str, sticky_key: str) -> Target
         return "legacy"
     # Not a rollout domain (unknown domains included): legacy.
     if domain not in config.domains:
+        return "legacy"
+    # A body that is not JSON is no webhook unified knows: legacy takes whatever senders send.
+    if not body_is_json:
         return "legacy"
     if sticky_bucket(domain, sticky_key) < unified_buckets(config.percentage):
         return "unified"

@@ -37,16 +37,24 @@ def _dicts(items: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
-def sticky_key(headers: Mapping[str, str], body: bytes) -> tuple[str, KeySource]:
-    """The key and where it came from. A body that is not JSON is fine: it just has no sender."""
+#: What :func:`parse_body` returns for a body that is not JSON.
+NOT_JSON = object()
+
+
+def parse_body(body: bytes) -> Any:
+    """The body as JSON, or :data:`NOT_JSON`."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return NOT_JSON
+
+
+def sticky_key(headers: Mapping[str, str], payload: Any) -> tuple[str, KeySource]:
+    """The key and where it came from; ``payload`` is the parsed body (or NOT_JSON)."""
     header = headers.get(ROUTING_KEY_HEADER, "").strip()
     if header:
         return header, "header"
-    if body[:1] in (b"{", b" ", b"\n", b"\r", b"\t"):
-        try:
-            sender = whatsapp_sender(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            sender = None
-        if sender is not None:
-            return sender, "whatsapp"
+    sender = whatsapp_sender(payload)
+    if sender is not None:
+        return sender, "whatsapp"
     return uuid.uuid4().hex, "random"

@@ -112,3 +112,8 @@ def test_over_100_000_keys_the_split_is_within_one_point(domain: str, percentage
     unified = sum(choose_target(config, domain, f"sender-{i}") == "unified"
                   for i in range(100_000))
     assert abs(unified / 1000 - percentage) <= 1.0
+
+
+@given(domain=domains, key=keys)
+def test_a_body_that_is_not_json_goes_to_legacy_even_at_100_percent(domain: str, key: str) -> None:
+    assert choose_target(rollout(100), domain, key, body_is_json=False) == "legacy"

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from multidict import CIMultiDict
 
-from router.sticky_key import sticky_key
+from router.sticky_key import NOT_JSON, parse_body, sticky_key
 
 
 def whatsapp(value: dict[str, object]) -> bytes:
@@ -15,19 +15,23 @@ def whatsapp(value: dict[str, object]) -> bytes:
                          "entry": [{"id": "1", "changes": [change]}]})
 
 
+def key_of(body: bytes, headers: dict[str, str] | None = None) -> tuple[str, str]:
+    return sticky_key(CIMultiDict(headers or {}), parse_body(body))
+
+
 def test_the_routing_key_header_wins_over_the_body() -> None:
     body = whatsapp({"messages": [{"from": "4915550001"}]})
-    assert sticky_key(CIMultiDict({"x-routing-key": "user-42"}), body) == ("user-42", "header")
+    assert key_of(body, {"x-routing-key": "user-42"}) == ("user-42", "header")
 
 
 def test_a_message_sender_is_the_key() -> None:
     body = whatsapp({"messages": [{"from": "4915550001", "type": "text"}]})
-    assert sticky_key(CIMultiDict(), body) == ("4915550001", "whatsapp")
+    assert key_of(body) == ("4915550001", "whatsapp")
 
 
 def test_a_status_update_uses_the_contact_wa_id() -> None:
     body = whatsapp({"contacts": [{"wa_id": "4915550002"}], "statuses": [{"id": "x"}]})
-    assert sticky_key(CIMultiDict(), body) == ("4915550002", "whatsapp")
+    assert key_of(body) == ("4915550002", "whatsapp")
 
 
 @pytest.mark.parametrize("body", [
@@ -40,12 +44,17 @@ def test_a_status_update_uses_the_contact_wa_id() -> None:
     whatsapp({"messages": []}),
 ])
 def test_a_body_without_a_sender_gets_a_random_key(body: bytes) -> None:
-    first, source = sticky_key(CIMultiDict(), body)
-    second, _ = sticky_key(CIMultiDict(), body)
+    first, source = key_of(body)
+    second, _ = key_of(body)
     assert source == "random"
     assert first != second
 
 
 def test_a_blank_routing_key_header_is_ignored() -> None:
     body = whatsapp({"messages": [{"from": "4915550001"}]})
-    assert sticky_key(CIMultiDict({"X-Routing-Key": "  "}), body) == ("4915550001", "whatsapp")
+    assert key_of(body, {"X-Routing-Key": "  "}) == ("4915550001", "whatsapp")
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"{broken", b"\xff\xfe"])
+def test_a_body_that_is_not_json_is_marked_so(body: bytes) -> None:
+    assert parse_body(body) is NOT_JSON
