@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from router.command import router_command
 from trafficlight import settings
 from trafficlight.errors import ConfigError, TrafficlightError
 
@@ -87,6 +88,7 @@ def _register_commands() -> None:
     from trafficlight.replay import replay_command
 
     cli.add_command(replay_command)
+    cli.add_command(router_command)
 
 
 _register_commands()
