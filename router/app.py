@@ -4,15 +4,18 @@
 and stops the forwarder and the event emitter it is given; the config source is the caller's
 to run (a :class:`~router.config_watcher.ConfigWatcher`, or a fixed config).
 
-A request, in order: validate the domain (400), read the body within the limit (413), pick the
-target (GET verification -> legacy; else the sticky decision), forward, record one routing
-event (never awaited), answer with the upstream's reply and ``X-Routed-To``.
+A request, in order: validate the domain (400), read the body within the size limit (413) and
+``body_timeout_s`` (408), pick the target (GET verification -> legacy; else the sticky
+decision), forward, record one routing event (never awaited), answer with the upstream's reply
+and ``X-Routed-To``. Slow headers and idle connections are bounded by ``idle_timeout_s``, the
+server's keep-alive timeout (set where the server is started).
 A domain the config does not know is not refused: it goes to legacy like any non-rollout
 domain, its event is recorded, and /metrics counts it under ``domain="_unknown"``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -26,6 +29,7 @@ from router.config_watcher import ConfigSource
 from router.decision import Target, choose_target
 from router.emitter import EventEmitter
 from router.errors import (
+    BodyTimeout,
     BodyTooLarge,
     InvalidDomain,
     RouterError,
@@ -67,18 +71,25 @@ def validate_domain(raw: str) -> str:
     return raw
 
 
-async def read_body(request: web.Request, max_bytes: int) -> bytes:
+async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The whole body, within the size limit and ``timeout_s`` (a stalled sender holds nothing)."""
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise BodyTooLarge(f"body of {declared} bytes is over the {max_bytes}-byte limit")
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLarge(f"body is over the {max_bytes}-byte limit") from None
+    except TimeoutError:
+        raise BodyTimeout(f"body not received within {timeout_s:g} s") from None
 
 
 def error_response(error: RouterError) -> web.Response:
-    return web.Response(status=http_status_for(error), text=error.public + "\n")
+    response = web.Response(status=http_status_for(error), text=error.public + "\n")
+    if isinstance(error, BodyTimeout):
+        response.force_close()  # the rest of the body may still trickle in: not on this socket
+    return response
 
 
 async def handle_webhook(request: web.Request) -> web.StreamResponse:
@@ -86,7 +97,8 @@ async def handle_webhook(request: web.Request) -> web.StreamResponse:
     received_at = time.time()
     try:
         domain = validate_domain(request.match_info["domain"])
-        body = await read_body(request, router.settings.max_body_bytes)
+        body = await read_body(request, router.settings.max_body_bytes,
+                               router.settings.body_timeout_s)
     except RouterError as exc:
         router.metrics.rejected.labels(str(http_status_for(exc))).inc()
         return error_response(exc)

@@ -41,7 +41,9 @@ async def serve(settings: RouterSettings, bootstrap_servers: str,
         batch_max_events=settings.batch_max_events, batch_linger_s=settings.batch_linger_s,
         buffer_max_bytes=settings.buffer_max_bytes,
     )
-    runner = web.AppRunner(create_app(settings, watcher, emitter), access_log=None)
+    # keepalive_timeout also closes a connection whose request headers never finish (slowloris).
+    runner = web.AppRunner(create_app(settings, watcher, emitter), access_log=None,
+                           keepalive_timeout=settings.idle_timeout_s)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -25,6 +25,10 @@ class BodyTooLarge(RouterError):
     """The webhook body is over the configured limit; nothing was forwarded."""
 
 
+class BodyTimeout(RouterError):
+    """The body did not arrive within the configured time (a slow or stalled sender)."""
+
+
 class UpstreamUnreachable(RouterError):
     """The chosen upstream refused or dropped the connection before answering."""
 
@@ -36,6 +40,7 @@ class UpstreamTimeout(RouterError):
 #: What a sender receives for each error: the router's whole error-to-HTTP policy.
 HTTP_STATUS: dict[type[RouterError], int] = {
     InvalidDomain: 400,
+    BodyTimeout: 408,
     BodyTooLarge: 413,
     UpstreamUnreachable: 502,
     UpstreamTimeout: 504,
