@@ -113,3 +113,11 @@ async def empty_database_url(test_services: TestServices) -> AsyncIterator[str]:
     """A fresh database with no migrations applied."""
     async with _fresh_database(test_services.admin_database_url) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(test_services: TestServices,
+                              migrated_template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database shared by one test module (e.g. one router process)."""
+    async with _fresh_database(test_services.admin_database_url, migrated_template) as url:
+        yield url

@@ -1,0 +1,50 @@
+"""Fixtures of the reliability suite: an upstream process, a broker of the test's own, a config."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.reliability.harness import UPSTREAM_DELAY_MS, UpstreamProcess
+from trafficlight.db import connect
+from trafficlight.kafka import ensure_topics
+from trafficlight.services import EmbeddedBroker
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[UpstreamProcess]:
+    running = await UpstreamProcess.start(delay_ms=UPSTREAM_DELAY_MS)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker this test alone may stop, kill and restart (on the same port)."""
+    broker = EmbeddedBroker().start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def events_topic_on(unique_topic: Callable[[str], str]) -> Callable[[str], Awaitable[str]]:
+    """``await events_topic_on(bootstrap)``: this test's events topic, created there."""
+    topic = unique_topic("reliability-events")
+
+    async def create(bootstrap_servers: str) -> str:
+        await ensure_topics(bootstrap_servers, {topic: 2})
+        return topic
+
+    return create
+
+
+@pytest.fixture
+async def rollout_at_50(database_url: str) -> str:
+    """The test's database with routing enabled at 50 % for the rollout domains."""
+    conn = await connect(database_url)
+    try:
+        await conn.execute("SELECT update_routing_percentage(50, 'reliability suite')")
+    finally:
+        await conn.close()
+    return database_url
