@@ -28,7 +28,10 @@ class RoutingConfig:
     created_at: float = 0.0
 
     def is_protected(self, domain: str) -> bool:
-        return domain in BUILTIN_PROTECTED_DOMAINS or domain in self.protected_domains
+        """By name in any letter case: ``/webhook/Mobility`` is still mobility's traffic."""
+        folded = domain.lower()
+        return folded in BUILTIN_PROTECTED_DOMAINS or any(
+            folded == protected.lower() for protected in self.protected_domains)
 
     def knows(self, domain: str) -> bool:
         return domain in self.domains or self.is_protected(domain)
