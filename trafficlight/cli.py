@@ -82,6 +82,16 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
     click.echo("stopped", err=True)
 
 
+def _register_ops_commands() -> None:
+    from trafficlight.ops_cli import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_ops_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a TrafficlightError becomes one line on stderr and its exit code."""
     try:
