@@ -8,31 +8,53 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import orjson
 
-from trafficlight.timeparse import TimeFormatError, parse_duration_s, parse_instant
+from trafficlight import operations, settings
+from trafficlight.db import connect
+from trafficlight.display import config_summary, health_table, verdict_line
+from trafficlight.errors import ConfigError, InvalidInput
+from trafficlight.timeparse import parse_duration_s, parse_instant
 
 _INCIDENT = re.compile(r"^(?P<kind>[a-z_]+)(?::(?P<domain>[a-z_-]+))?@(?P<at>[^/]+)/(?P<for>.+)$")
 _PERCENTAGE = re.compile(r"^(?P<pct>[0-9.]+)(?:@(?P<at>.+))?$")
+
+T = TypeVar("T")
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="One JSON document on stdout, for scripts.")
 
 
 def _echo_json(document: Any) -> None:
-    click.echo(orjson.dumps(document, default=str).decode())
+    click.echo(orjson.dumps(document, default=_json_default).decode())
 
+
+def _json_default(value: Any) -> Any:
+    """Numbers from numeric columns stay numbers in JSON."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+# cli.py imports this module to register its commands, so its helpers are imported late.
 
 def _database_url() -> str:
-    # Imported here: cli.py imports this module to register its commands.
     from trafficlight.cli import require_database_url
 
     return require_database_url()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    from trafficlight.cli import run_async
+
+    return run_async(coro)
 
 
 # --- simulate -------------------------------------------------------------------------------
@@ -42,21 +64,21 @@ def _percentage_steps(values: tuple[str, ...]) -> tuple[tuple[float, float], ...
     for value in values or ("10",):
         match = _PERCENTAGE.match(value)
         if match is None:
-            raise TimeFormatError(f"--percentage {value!r}: use PCT or PCT@OFFSET (e.g. 25@2h)")
+            raise InvalidInput(f"--percentage {value!r}: use PCT or PCT@OFFSET (e.g. 25@2h)")
         offset_s = parse_duration_s(match["at"]) if match["at"] else 0.0
         steps.append((offset_s, float(match["pct"])))
     return tuple(sorted(steps))
 
 
 def _incidents(values: tuple[str, ...], start_ts: float) -> tuple[Any, ...]:
-    from trafficlight.simulate import INCIDENT_KINDS, ScenarioError, default_incident
+    from trafficlight.simulate import INCIDENT_KINDS, default_incident
 
     incidents = []
     for value in values:
         match = _INCIDENT.match(value)
         if match is None or match["kind"] not in INCIDENT_KINDS:
             kinds = ", ".join(INCIDENT_KINDS)
-            raise ScenarioError(f"--incident {value!r}: use KIND[:DOMAIN]@OFFSET/DURATION with "
+            raise InvalidInput(f"--incident {value!r}: use KIND[:DOMAIN]@OFFSET/DURATION with "
                                 f"KIND one of {kinds} (e.g. outage:jobs@3h/20m)")
         begin = start_ts + parse_duration_s(match["at"])
         incidents.append(default_incident(match["kind"], match["domain"] or "jobs", begin,
@@ -115,4 +137,150 @@ def simulate(out: Path, start: str | None, duration: str, volume_scale: float,
                f"{sidecar})")
 
 
-COMMANDS: list[click.Command] = [simulate]
+# --- status and config changes -----------------------------------------------------------
+
+class _PercentageType(click.ParamType):
+    """A decimal number, kept exact; the database decides whether it is in range."""
+
+    name = "PCT"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Decimal:
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a number", param, ctx)
+
+
+reason_option = click.option("--reason", required=True,
+                             help="Why: stored in the config history with your OS user.")
+
+
+@click.command()
+@click.option("--domain", default=None, help="Only this rollout domain.")
+@json_option
+def status(domain: str | None, as_json: bool) -> None:
+    """Current routing config and check_routing_health(), as in the runbook."""
+
+    async def read() -> tuple[operations.RoutingConfig, list[dict[str, Any]]]:
+        conn = await connect(_database_url())
+        try:
+            return await operations.current_config(conn), await operations.health(conn, domain)
+        finally:
+            await conn.close()
+
+    config, rows = _run(read())
+    if as_json:
+        _echo_json({"config": config.to_dict(), "health": rows})
+        return
+    click.echo(config_summary(config))
+    click.echo()
+    click.echo(health_table(rows))
+
+
+def _report_change(change: operations.Change, as_json: bool) -> None:
+    if as_json:
+        _echo_json(change.to_dict())
+    else:
+        click.echo(change.notice)
+        click.echo(config_summary(change.config))
+
+
+@click.command("set-percentage")
+@click.argument("pct", type=_PercentageType())
+@reason_option
+@json_option
+def set_percentage(pct: Decimal, reason: str, as_json: bool) -> None:
+    """Route PCT percent of each rollout domain to unified (above 0 also enables routing)."""
+    actor = operations.os_actor()
+    change = _run(operations.set_percentage(_database_url(), pct, reason, actor))
+    _report_change(change, as_json)
+
+
+@click.command()
+@reason_option
+@json_option
+def enable(reason: str, as_json: bool) -> None:
+    """Resume routing at the current percentage."""
+    actor = operations.os_actor()
+    change = _run(operations.set_enabled(_database_url(), True, reason, actor))
+    _report_change(change, as_json)
+
+
+@click.command()
+@reason_option
+@json_option
+def disable(reason: str, as_json: bool) -> None:
+    """Send all traffic to legacy; the percentage is kept for a later `enable`."""
+    actor = operations.os_actor()
+    change = _run(operations.set_enabled(_database_url(), False, reason, actor))
+    _report_change(change, as_json)
+
+
+@click.command()
+@reason_option
+@json_option
+def rollback(reason: str, as_json: bool) -> None:
+    """Emergency rollback: disable routing, noted as "Rollback: REASON" in the history."""
+    change = _run(operations.rollback(_database_url(), reason, operations.os_actor()))
+    _report_change(change, as_json)
+
+
+# --- watch ------------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--domain", default=None, help="Only verdicts of this domain.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest verdict kept.")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Stop after this many verdicts.")
+@click.option("--topic", default=None, help="Verdict topic (default webhook-routing-verdicts).")
+@json_option
+def watch(domain: str | None, from_beginning: bool, count: int | None, topic: str | None,
+          as_json: bool) -> None:
+    """Follow the verdicts as the workers publish them, coloured by verdict."""
+    from trafficlight.watch import follow_verdicts
+
+    bootstrap = settings.kafka_bootstrap_servers()
+    if bootstrap is None:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set (run `trafficlight services` "
+                          "and paste its export lines)")
+    name = topic or settings.VERDICTS_TOPIC
+    if domain is not None and settings.database_url() is not None:
+        _check_domain(domain)
+
+    def ready() -> None:
+        where = "the beginning" if from_beginning else "now"
+        click.echo(f"watching {name} from {where}; Ctrl-C to stop", err=True)
+
+    async def follow() -> None:
+        shown = 0
+        async for received in follow_verdicts(bootstrap, name, from_beginning=from_beginning,
+                                              on_ready=ready):
+            if received.verdict is None:
+                click.echo(f"skipped record {received.partition}/{received.offset}: "
+                           f"{received.problem}", err=True)
+                continue
+            if domain is not None and received.verdict["domain"] != domain:
+                continue
+            click.echo(orjson.dumps(received.verdict).decode() if as_json
+                       else verdict_line(received.verdict))
+            shown += 1
+            if count is not None and shown >= count:
+                return
+
+    _run(follow())
+
+
+def _check_domain(domain: str) -> None:
+    async def check() -> None:
+        conn = await connect(_database_url())
+        try:
+            operations.check_domain(await operations.current_config(conn), domain)
+        finally:
+            await conn.close()
+
+    _run(check())
+
+
+COMMANDS: list[click.Command] = [simulate, status, set_percentage, enable, disable, rollback,
+                                 watch]

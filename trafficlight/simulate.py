@@ -24,7 +24,7 @@ from typing import IO, Any, Literal
 import mmh3
 import orjson
 
-from trafficlight.errors import TrafficlightError
+from trafficlight.errors import InvalidInput
 
 IncidentKind = Literal["error_spike", "latency_creep", "outage"]
 INCIDENT_KINDS: tuple[IncidentKind, ...] = ("error_spike", "latency_creep", "outage")
@@ -42,11 +42,6 @@ _ERROR_STATUSES: tuple[tuple[int, str], ...] = (
     (504, "upstream timed out"),
 )
 
-
-class ScenarioError(TrafficlightError):
-    """A scenario or incident description that cannot be generated."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +107,19 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if self.duration_s <= 0:
-            raise ScenarioError("duration must be positive")
+            raise InvalidInput("duration must be positive")
         if not self.volumes_per_h or min(self.volumes_per_h.values()) < 0:
-            raise ScenarioError("volumes must be given and not negative")
+            raise InvalidInput("volumes must be given and not negative")
         if not 0 <= self.diurnal_amplitude <= 1:
-            raise ScenarioError("diurnal amplitude must be between 0 and 1")
+            raise InvalidInput("diurnal amplitude must be between 0 and 1")
         if not self.percentage_steps or self.percentage_steps[0][0] != 0:
-            raise ScenarioError("percentage steps must start at offset 0")
+            raise InvalidInput("percentage steps must start at offset 0")
         for _, pct in self.percentage_steps:
             if not 0 <= pct <= 100:
-                raise ScenarioError(f"percentage must be between 0 and 100, got {pct}")
+                raise InvalidInput(f"percentage must be between 0 and 100, got {pct}")
         for incident in self.incidents:
             if incident.domain not in self.volumes_per_h:
-                raise ScenarioError(f"incident {incident.name!r}: unknown domain "
+                raise InvalidInput(f"incident {incident.name!r}: unknown domain "
                                     f"{incident.domain!r}")
 
 
@@ -242,7 +237,7 @@ def default_incident(kind: IncidentKind, domain: str, start_ts: float, end_ts: f
         return Incident(name, kind, domain, "unified", start_ts, end_ts, latency_factor=4.0)
     if kind == "outage":
         return Incident(name, kind, domain, "both", start_ts, end_ts, error_pct=30.0)
-    raise ScenarioError(f"unknown incident kind {kind!r}; expected one of {INCIDENT_KINDS}")
+    raise InvalidInput(f"unknown incident kind {kind!r}; expected one of {INCIDENT_KINDS}")
 
 
 def incidents_path(out: Path) -> Path:
@@ -264,7 +259,7 @@ def read_incidents(path: Path) -> list[Incident]:
     try:
         return [Incident(**item) for item in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError) as exc:
-        raise ScenarioError(f"cannot read incidents from {path}: {exc}") from None
+        raise InvalidInput(f"cannot read incidents from {path}: {exc}") from None
 
 
 @contextlib.contextmanager

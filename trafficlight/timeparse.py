@@ -5,23 +5,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from trafficlight.errors import TrafficlightError
+from trafficlight.errors import InvalidInput
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 
-
-class TimeFormatError(TrafficlightError):
-    """A time or duration argument that is neither ISO 8601 nor relative."""
-
-    exit_code = 2
 
 
 def parse_duration_s(text: str) -> float:
     """``90``, ``30s``, ``15m``, ``2h``, ``1d`` -> seconds (a bare number is seconds)."""
     match = _DURATION.match(text.strip().lower())
     if match is None:
-        raise TimeFormatError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 1d)")
+        raise InvalidInput(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 1d)")
     return float(match[1]) * _UNITS_S[match[2] or "s"]
 
 
@@ -36,7 +31,7 @@ def parse_instant(text: str, now: datetime | None = None) -> datetime:
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
-        raise TimeFormatError(
+        raise InvalidInput(
             f"not a time: {text!r} (use ISO 8601 like 2026-11-28T09:00Z, or -24h, or now)"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trafficlight.cli import cli
+from trafficlight.errors import InvalidInput
 from trafficlight.simulate import (
     Incident,
     Scenario,
-    ScenarioError,
     default_incident,
     generate,
     read_incidents,
@@ -174,7 +174,7 @@ def test_incident_sidecar_round_trips(tmp_path: Path) -> None:
 
 
 def test_incident_in_an_unknown_domain_is_refused() -> None:
-    with pytest.raises(ScenarioError, match="unknown domain 'mobility'"):
+    with pytest.raises(InvalidInput, match="unknown domain 'mobility'"):
         _day(incidents=(default_incident("outage", "mobility", DAY_START_TS, DAY_START_TS + 60),))
 
 
