@@ -108,12 +108,12 @@ def simulate(out: Path, start: str | None, duration: str, volume_scale: float,
              percentages: tuple[str, ...], incidents: tuple[str, ...], diurnal: float,
              count: int | None, seed: int) -> None:
     """Write a realistic, labelled event file (and OUT.incidents.json) for replay and tests."""
+    from trafficlight.jsonl import write_jsonl
     from trafficlight.simulate import (
         RUNBOOK_VOLUMES_PER_H,
         Scenario,
         generate,
         write_incidents,
-        write_jsonl,
     )
 
     if start is None:
@@ -135,6 +135,31 @@ def simulate(out: Path, start: str | None, duration: str, volume_scale: float,
     sidecar = write_incidents(out, scenario.incidents)
     click.echo(f"wrote {written} events to {out} ({len(scenario.incidents)} incidents in "
                f"{sidecar})")
+
+
+# --- export ---------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--since", required=True, help="From (inclusive): ISO 8601 or relative (-24h).")
+@click.option("--until", default="now", show_default=True, help="To (exclusive).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (.jsonl or .jsonl.gz); stdout by default.")
+def export(since: str, until: str, out: Path | None) -> None:
+    """Write webhook_routing_logs between two times as a replayable JSONL file."""
+    from trafficlight.export import export_logs
+
+    since_at, until_at = _time_range(since, until)
+    written = _run(export_logs(_database_url(), since_at, until_at, out))
+    click.echo(f"exported {written} events", err=True)
+
+
+def _time_range(since: str, until: str) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    since_at, until_at = parse_instant(since, now), parse_instant(until, now)
+    if since_at >= until_at:
+        raise InvalidInput(f"--since ({since_at.isoformat()}) must be before --until "
+                           f"({until_at.isoformat()})")
+    return since_at, until_at
 
 
 # --- status and config changes -----------------------------------------------------------
@@ -282,5 +307,6 @@ def _check_domain(domain: str) -> None:
     _run(check())
 
 
-COMMANDS: list[click.Command] = [simulate, status, set_percentage, enable, disable, rollback,
-                                 watch]
+COMMANDS: list[click.Command] = [
+    simulate, export, status, set_percentage, enable, disable, rollback, watch,
+]

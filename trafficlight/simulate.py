@@ -11,18 +11,15 @@ incidents change the events in their scope and label them (``"label": <incident 
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import json
 import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import mmh3
-import orjson
 
 from trafficlight.errors import InvalidInput
 
@@ -260,34 +257,3 @@ def read_incidents(path: Path) -> list[Incident]:
         return [Incident(**item) for item in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError) as exc:
         raise InvalidInput(f"cannot read incidents from {path}: {exc}") from None
-
-
-@contextlib.contextmanager
-def open_jsonl_for_writing(out: Path) -> Iterator[IO[bytes]]:
-    """A binary writer; gzip when the name ends in .gz, with no name or time in its header
-    so that the same events make the same bytes."""
-    with out.open("wb") as raw:
-        if not out.name.endswith(".gz"):
-            yield raw
-            return
-        with gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw,
-                           mtime=0) as compressed:
-            yield compressed
-
-
-def write_jsonl(out: Path, events: Iterator[dict[str, Any]],
-                batch_size: int = 1_000) -> int:
-    """Stream events to ``out`` as JSON Lines; returns how many were written."""
-    count = 0
-    with open_jsonl_for_writing(out) as sink:
-        batch: list[bytes] = []
-        for event in events:
-            batch.append(orjson.dumps(event))
-            if len(batch) >= batch_size:
-                sink.write(b"\n".join(batch) + b"\n")
-                count += len(batch)
-                batch.clear()
-        if batch:
-            sink.write(b"\n".join(batch) + b"\n")
-            count += len(batch)
-    return count

@@ -1,14 +1,18 @@
-"""Fixtures for the operators' commands: the real CLI in a subprocess, as an operator runs it."""
+"""Fixtures for operators' commands: the real CLI in a subprocess; logs stored as the sink does."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+
+from trafficlight.db import connect
 
 
 @dataclass(frozen=True)
@@ -40,3 +44,29 @@ def run_cli() -> RunCli:
         return CliResult(process.returncode, stdout.decode(), stderr.decode())
 
     return run
+
+
+StoreEvents = Callable[[str, Iterable[dict[str, Any]]], Awaitable[int]]
+
+_LOG_COLUMNS = ("event_id", "created_at", "domain", "routed_to", "response_time_ms", "status",
+                "http_status", "error_message", "router_id", "config_version")
+
+
+@pytest.fixture
+def store_events() -> StoreEvents:
+    """``await store_events(database_url, events)``: routing events into webhook_routing_logs,
+    as the worker's sink stores them (COPY)."""
+
+    async def store(database_url: str, events: Iterable[dict[str, Any]]) -> int:
+        records = [(e["event_id"], datetime.fromtimestamp(e["ts"], UTC), e["domain"],
+                    e["routed_to"], e["response_time_ms"], e["status"], e["http_status"],
+                    e["error_message"], e["router_id"], e["config_version"]) for e in events]
+        conn = await connect(database_url)
+        try:
+            await conn.copy_records_to_table("webhook_routing_logs", records=records,
+                                             columns=_LOG_COLUMNS)
+        finally:
+            await conn.close()
+        return len(records)
+
+    return store

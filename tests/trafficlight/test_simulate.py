@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from trafficlight.cli import cli
 from trafficlight.errors import InvalidInput
+from trafficlight.jsonl import write_jsonl
 from trafficlight.simulate import (
     Incident,
     Scenario,
@@ -24,7 +25,6 @@ from trafficlight.simulate import (
     routed_to_for,
     sticky_bucket,
     write_incidents,
-    write_jsonl,
 )
 
 DAY_START_TS = 1_795_824_000.0  # 2026-11-28T00:00:00Z
