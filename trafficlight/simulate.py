@@ -227,7 +227,9 @@ def _pick(cumulative: list[float], u: float) -> int:
 
 def default_incident(kind: IncidentKind, domain: str, start_ts: float, end_ts: float) -> Incident:
     """An incident of ``kind`` with magnitudes that the default thresholds must catch."""
-    name = f"{kind.replace('_', '-')}-{domain}-{int(start_ts)}"
+    # core's replay reads a name containing "shared" as a regression both targets have.
+    prefix = "shared-outage" if kind == "outage" else kind.replace("_", "-")
+    name = f"{prefix}-{domain}-{int(start_ts)}"
     if kind == "error_spike":
         return Incident(name, kind, domain, "unified", start_ts, end_ts, error_pct=5.0)
     if kind == "latency_creep":
