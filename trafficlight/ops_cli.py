@@ -162,6 +162,47 @@ def _time_range(since: str, until: str) -> tuple[datetime, datetime]:
     return since_at, until_at
 
 
+# --- report ---------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--since", required=True, help="From (inclusive): ISO 8601 or relative (-24h).")
+@click.option("--until", default="now", show_default=True, help="To (exclusive).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Markdown file to write; stdout by default.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Chart image to write: .png or .svg.")
+@click.option("--bucket", default=None,
+              help="Chart time bucket, e.g. 5m (default: at most 150 points per line).")
+@json_option
+def report(since: str, until: str, out: Path | None, chart: Path | None, bucket: str | None,
+           as_json: bool) -> None:
+    """The rollout's results per config step as Markdown, against the runbook's targets."""
+    from trafficlight.report import build_report
+    from trafficlight.report_markdown import render_markdown
+
+    if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
+        raise InvalidInput(f"--chart {chart}: the chart is written as .png or .svg")
+    since_at, until_at = _time_range(since, until)
+    bucket_span = timedelta(seconds=parse_duration_s(bucket)) if bucket else None
+    built = _run(build_report(_database_url(), since_at, until_at, bucket_span))
+    if chart is not None:
+        from trafficlight.report_chart import write_chart
+
+        write_chart(built, chart)
+    if as_json:
+        _echo_json(built.to_dict())
+        return
+    chart_link = None
+    if chart is not None:
+        chart_link = chart.name if out is not None and chart.parent == out.parent else str(chart)
+    markdown = render_markdown(built, chart_link)
+    if out is None:
+        click.echo(markdown, nl=False)
+    else:
+        out.write_text(markdown)
+        click.echo(f"wrote {out}" + (f" and {chart}" if chart else ""), err=True)
+
+
 # --- status and config changes -----------------------------------------------------------
 
 class _PercentageType(click.ParamType):
@@ -308,5 +349,5 @@ def _check_domain(domain: str) -> None:
 
 
 COMMANDS: list[click.Command] = [
-    simulate, export, status, set_percentage, enable, disable, rollback, watch,
+    simulate, export, report, status, set_percentage, enable, disable, rollback, watch,
 ]
