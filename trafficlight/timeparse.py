@@ -21,13 +21,15 @@ def parse_duration_s(text: str) -> float:
 
 
 def parse_instant(text: str, now: datetime | None = None) -> datetime:
-    """``now``, ``-24h`` (relative to ``now``) or ISO 8601; a time without a zone is UTC."""
+    """``now``, ``-24h`` (relative to ``now``), epoch seconds or ISO 8601 (no zone: UTC)."""
     now = now or datetime.now(UTC)
     raw = text.strip()
     if raw.lower() == "now":
         return now
     if raw.startswith("-"):
         return now - timedelta(seconds=parse_duration_s(raw[1:]))
+    if raw.replace(".", "", 1).isdigit():
+        return datetime.fromtimestamp(float(raw), UTC)
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
