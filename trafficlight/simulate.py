@@ -120,9 +120,11 @@ class Scenario:
                                     f"{incident.domain!r}")
 
 
+# The router's rule (router/decision.py on branch `router`): once both are on main these two
+# functions should import router.decision's sticky_bucket / unified_buckets instead.
 def sticky_bucket(domain: str, key: str) -> int:
     """The router's sticky bucket of a key: stable, so raising the percentage keeps it."""
-    return mmh3.hash(f"{domain}:{key}", signed=False) % STICKY_BUCKETS
+    return mmh3.hash(f"{domain}\x00{key}", signed=False) % STICKY_BUCKETS
 
 
 def diurnal_factor(ts: float, amplitude: float) -> float:
@@ -132,8 +134,8 @@ def diurnal_factor(ts: float, amplitude: float) -> float:
 
 
 def routed_to_for(bucket: int, pct: float) -> str:
-    """The router's split: the lowest ``pct`` percent of buckets go to unified."""
-    return "unified" if bucket < pct * (STICKY_BUCKETS / 100) else "legacy"
+    """The router's split: buckets below round(pct * 100) go to unified."""
+    return "unified" if bucket < round(pct * STICKY_BUCKETS / 100) else "legacy"
 
 
 def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:
