@@ -164,6 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5, help="per closed-loop run")
     parser.add_argument("--rate", type=float, default=1000, help="open-loop req/s")
+    parser.add_argument("--router-processes", type=int, default=1,
+                        help="router processes sharing the port (reuse_port)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk): nothing to measure")
@@ -188,19 +190,23 @@ def main() -> None:
         broker = EmbeddedBroker().start()
         stack.callback(broker.stop)
         asyncio.run(ensure_topics(broker.bootstrap_servers, {"webhook-routing-events": 2}))
-        config = prefix / "router.toml"
-        config.write_text(f"""[router]
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        for n in range(args.router_processes):
+            config = prefix / f"router-{n}.toml"
+            config.write_text(f"""[router]
 host = "127.0.0.1"
 port = {router_port}
 legacy_url = "http://127.0.0.1:{upstream_port}/webhook/{{domain}}"
 unified_url = "http://127.0.0.1:{upstream_port}/webhook/{{domain}}"
-spool_dir = "{prefix / 'spool'}"
+spool_dir = "{prefix / f'spool-{n}'}"
+reuse_port = {str(args.router_processes > 1).lower()}
 """)
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
-        stack.enter_context(process([sys.executable, "-c", "from trafficlight.cli import main; "
-                                     "main()", "router", "--config", str(config)],
-                                    router_port, env=env))
+            stack.enter_context(process([sys.executable, "-c", "from trafficlight.cli import "
+                                         "main; main()", "router", "--config", str(config)],
+                                        router_port, env=env))
+        print(f"{args.router_processes} router process(es), upstream: "
+              f"{'nginx' if has_nginx else 'aiohttp'}")
 
         targets = {"direct": f"http://127.0.0.1:{upstream_port}/webhook/jobs",
                    "router": f"http://127.0.0.1:{router_port}/webhook/jobs"}
