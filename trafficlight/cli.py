@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import click
 
-from router.command import router_command
 from trafficlight import settings
 from trafficlight.errors import ConfigError, TrafficlightError
 
@@ -83,7 +82,16 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
     click.echo("stopped", err=True)
 
 
-cli.add_command(router_command)
+def _register_commands() -> None:
+    """Commands that live in their own modules."""
+    from router.command import router_command
+    from trafficlight.replay import replay_command
+
+    cli.add_command(replay_command)
+    cli.add_command(router_command)
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

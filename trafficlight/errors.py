@@ -31,3 +31,9 @@ class ServiceStartError(TrafficlightError):
     """An embedded broker or Postgres did not come up."""
 
     exit_code = 2
+
+
+class CorruptInput(TrafficlightError):
+    """An input file or topic holds a record that is not a valid event (`--strict`)."""
+
+    exit_code = 4

@@ -1,0 +1,211 @@
+"""Verdicts per target and the decision per domain: pure functions over window figures.
+
+Per target, two windows are judged and the worse verdict wins, reporting the figures of the
+window that decided it: the trailing window (default 5 min) and a fast window (default 5 s).
+The 5-min window alone would need ~20 s to see a step to 5 % errors at 100 req/s cross 0.5 %;
+the fast window sees it in 2-3 s.
+
+Sample rule (error rate): fewer than `min_requests` requests -> insufficient_data. A window is
+critical (warning) on errors only with at least `min_errors` errors AND the Wilson score lower
+bound of the error rate (z = `confidence_z`, 1.96 by default) at or above `critical_error_pct`
+(`warning_error_pct`). At ~50 requests an hour one error is never enough (min_errors = 5), and
+at 100 req/s a 5 s window needs ~6 errors in 500 (1.2 %) to be critical, so noise at a healthy
+0.1 % rarely trips it (Poisson: P(>= 6 | mean 0.5) ~ 1.4e-5 per evaluation).
+Latency: P95 is judged only with `min_latency_samples` latencies in the window.
+
+Decision per domain (`decide`), a ladder of guards like Flagger's canary tick; state is a
+small `DecisionState` value:
+healthy -> proceed, warning -> hold, insufficient_data -> hold, critical -> rollback after
+`rollback_after` consecutive critical evaluations (hold until then); a regression legacy shares
+(legacy critical too: the provider is down) -> hold; once rolled back the decision stays
+rollback until `recover_after` consecutive healthy evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from streams.thresholds import JudgeSettings, Thresholds
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+
+class Decision(StrEnum):
+    PROCEED = "proceed"
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+#: Which verdict is worse when two windows disagree (insufficient data loses to any figure).
+_SEVERITY = {Health.INSUFFICIENT_DATA: 0, Health.HEALTHY: 1, Health.WARNING: 2,
+             Health.CRITICAL: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """Figures of one target over `[window_start_s, window_end_s)`; percentiles None if empty."""
+
+    window_start_s: float
+    window_end_s: float
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    latency_samples: int
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A target's verdict, why, and the window figures that decided it."""
+
+    health: Health
+    reasons: tuple[str, ...]
+    stats: WindowStats
+
+
+def wilson_lower_pct(errors: int, requests: int, z: float) -> float:
+    """Lower bound of the Wilson score interval of errors/requests, in percent."""
+    if requests == 0:
+        return 0.0
+    p = errors / requests
+    denom = 1 + z * z / requests
+    centre = p + z * z / (2 * requests)
+    margin = z * math.sqrt(p * (1 - p) / requests + z * z / (4 * requests * requests))
+    return 100.0 * max(0.0, (centre - margin) / denom)
+
+
+def judge_window(stats: WindowStats, limits: Thresholds) -> Judgement:
+    """Verdict of one window against `limits`, applying the sample rule."""
+    if stats.requests < limits.min_requests:
+        reason = f"{stats.requests} requests < {limits.min_requests} needed"
+        return Judgement(Health.INSUFFICIENT_DATA, (reason,), stats)
+    health, reasons = Health.HEALTHY, []
+    lower_pct = wilson_lower_pct(stats.errors, stats.requests, limits.confidence_z)
+    enough_errors = stats.errors >= limits.min_errors
+    figures = f"{stats.errors}/{stats.requests} = {stats.error_pct:.2f}% (lower {lower_pct:.2f}%)"
+    if enough_errors and lower_pct >= limits.critical_error_pct:
+        health = Health.CRITICAL
+        reasons.append(f"error rate {figures} >= critical {limits.critical_error_pct}%")
+    elif enough_errors and lower_pct >= limits.warning_error_pct:
+        health = Health.WARNING
+        reasons.append(f"error rate {figures} >= warning {limits.warning_error_pct}%")
+    p95 = stats.p95_ms
+    if p95 is not None and stats.latency_samples >= limits.min_latency_samples:
+        if p95 >= limits.critical_p95_ms:
+            health = Health.CRITICAL
+            reasons.append(f"p95 {p95:.0f} ms >= critical {limits.critical_p95_ms:.0f} ms")
+        elif p95 >= limits.warning_p95_ms:
+            health = max(health, Health.WARNING, key=_SEVERITY.__getitem__)
+            reasons.append(f"p95 {p95:.0f} ms >= warning {limits.warning_p95_ms:.0f} ms")
+    return Judgement(health, tuple(reasons), stats)
+
+
+def judge_target(slow: WindowStats, fast: WindowStats, limits: Thresholds) -> Judgement:
+    """The worse of the trailing and fast windows' verdicts (the trailing one on ties)."""
+    slow_j, fast_j = judge_window(slow, limits), judge_window(fast, limits)
+    return fast_j if _SEVERITY[fast_j.health] > _SEVERITY[slow_j.health] else slow_j
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionState:
+    """Hysteresis memory of one domain, carried from evaluation to evaluation."""
+
+    critical_streak: int = 0
+    healthy_streak: int = 0
+    rolled_back: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DecisionState:
+        return cls(**data)
+
+
+def decide(
+    unified: Judgement | None,
+    legacy: Judgement | None,
+    state: DecisionState,
+    settings: JudgeSettings,
+) -> tuple[Decision, DecisionState, tuple[str, ...]]:
+    """One domain's decision at one evaluation, the next state, and why."""
+    rolled_back = state.rolled_back
+    # 1. Nothing to judge on unified (no traffic, too few requests): hold; a rollback stays.
+    if unified is None or unified.health is Health.INSUFFICIENT_DATA:
+        decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
+        return decision, DecisionState(0, 0, rolled_back), ("unified: insufficient data",)
+    # 2. Legacy is critical too: a shared regression (provider down) is not unified's fault.
+    if (unified.health is Health.CRITICAL and legacy is not None
+            and legacy.health is Health.CRITICAL):
+        decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
+        return decision, DecisionState(0, 0, rolled_back), (
+            "shared regression: legacy is critical too", *unified.reasons)
+    # 3. Unified critical: rollback after `rollback_after` consecutive evaluations.
+    if unified.health is Health.CRITICAL:
+        streak = state.critical_streak + 1
+        if rolled_back or streak >= settings.rollback_after:
+            return Decision.ROLLBACK, DecisionState(streak, 0, True), (
+                f"critical {streak} evaluation(s) in a row", *unified.reasons)
+        return Decision.HOLD, DecisionState(streak, 0, False), (
+            f"critical {streak}/{settings.rollback_after}", *unified.reasons)
+    # 4. Unified warning: hold.
+    if unified.health is Health.WARNING:
+        decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
+        return decision, DecisionState(0, 0, rolled_back), unified.reasons
+    # 5. Healthy after a rollback: stay rolled back until `recover_after` in a row.
+    healthy = state.healthy_streak + 1
+    if rolled_back and healthy < settings.recover_after:
+        return Decision.ROLLBACK, DecisionState(0, healthy, True), (
+            f"recovering: healthy {healthy}/{settings.recover_after}",)
+    # 6. Healthy: proceed.
+    return Decision.PROCEED, DecisionState(0, healthy, False), ()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """SPEC "Verdict": one target's figures, verdict and its domain's decision at one instant."""
+
+    domain: str
+    routed_to: str
+    window_start: float
+    window_end: float
+    requests: int
+    errors: int
+    error_pct: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    verdict: str
+    decision: str
+    reasons: tuple[str, ...]
+
+    @classmethod
+    def of(cls, domain: str, routed_to: str, judgement: Judgement, decision: Decision,
+           reasons: tuple[str, ...]) -> Verdict:
+        s = judgement.stats
+        return cls(domain, routed_to, float(s.window_start_s), float(s.window_end_s),
+                   s.requests, s.errors, round(s.error_pct, 6), s.p50_ms, s.p95_ms, s.p99_ms,
+                   judgement.health.value, decision.value, reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC JSON object (times as float epoch seconds, reasons as a list)."""
+        out = asdict(self)
+        out["reasons"] = list(self.reasons)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(**{**data, "reasons": tuple(data["reasons"])})
