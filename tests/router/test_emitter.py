@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from router.emitter import EventEmitter
-from router.events import RoutingEvent
 from router.spool import Spool
+from streams.events import RoutingEvent
 from tests.router.support import consume_events
 from trafficlight.kafka import ensure_topics
 from trafficlight.services import EmbeddedBroker, free_port
