@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from tests.router.support import Upstream, start_upstream
+from tests.router.support import Upstream
 from trafficlight.kafka import ensure_topics
 from trafficlight.services import EmbeddedBroker, free_port
 
@@ -88,13 +88,6 @@ def broker() -> Iterator[EmbeddedBroker]:
     running = EmbeddedBroker().start()
     yield running
     running.stop()
-
-
-@pytest.fixture
-async def legacy() -> AsyncIterator[Upstream]:
-    upstream = await start_upstream("legacy")
-    yield upstream
-    await upstream.server.close()
 
 
 @pytest.fixture
