@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+
+import pytest
 
 from router.config_watcher import ConfigWatcher
 from router.decision import NO_CONFIG, RoutingConfig
@@ -122,3 +125,14 @@ async def test_a_malformed_notification_is_ignored(database_url: str) -> None:
         assert watcher.config == before
     finally:
         await watcher.stop()
+
+
+async def test_the_database_password_never_reaches_the_logs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    url = f"postgresql://router:s3cret-pw@127.0.0.1:{free_port()}/routing"
+    watcher = ConfigWatcher(url, poll_s=0.2)
+    with caplog.at_level(logging.INFO):
+        await watcher.start(first_load_timeout_s=0.5)
+        await watcher.stop()
+    assert "database unavailable" in caplog.text
+    assert "s3cret-pw" not in caplog.text
