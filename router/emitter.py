@@ -158,6 +158,11 @@ class EventEmitter:
         except (KafkaError, OSError) as exc:
             log.warning("routing events not delivered yet (%s); retrying", type(exc).__name__)
             return False
+        except Exception:
+            # Anything else is a bug, but the sender must outlive it or events pile up unsent.
+            log.exception("routing events: unexpected error while sending; retrying")
+            self._producer = None
+            return False
         return True
 
     async def _ready_producer(self) -> AIOKafkaProducer:
