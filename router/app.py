@@ -37,11 +37,11 @@ from router.errors import (
     UpstreamUnreachable,
     http_status_for,
 )
-from router.events import RoutingEvent
 from router.forwarding import Forwarder
 from router.metrics import UNKNOWN_DOMAIN_LABEL, RouterMetrics
 from router.settings import RouterSettings
 from router.sticky_key import NOT_JSON, parse_body, sticky_key
+from streams.events import RoutingEvent
 
 ROUTED_TO_HEADER = "X-Routed-To"
 #: The routing event's id, so a sender's request can be found in the logs and on the topic.

@@ -20,8 +20,8 @@ from collections import deque
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from router.events import RoutingEvent, encode_events
 from router.spool import Record, Spool
+from streams.events import RoutingEvent, encode_events
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class EventEmitter:
 
     def emit(self, event: RoutingEvent) -> None:
         """Queue one event; returns at once whatever Kafka is doing."""
-        domain = event["domain"]
+        domain = event.domain
         batch = self._batches.setdefault(domain, [])
         batch.append(event)
         self._open_events += 1
@@ -157,6 +157,11 @@ class EventEmitter:
             await asyncio.gather(*acks)
         except (KafkaError, OSError) as exc:
             log.warning("routing events not delivered yet (%s); retrying", type(exc).__name__)
+            return False
+        except Exception:
+            # Anything else is a bug, but the sender must outlive it or events pile up unsent.
+            log.exception("routing events: unexpected error while sending; retrying")
+            self._producer = None
             return False
         return True
 

@@ -1,6 +1,6 @@
 """Forward one webhook verbatim to its upstream over pooled keep-alive connections.
 
-Method, path parameters' target URL, query string, body and headers go through unchanged,
+Method, query string, body and headers go through unchanged to the target's URL,
 except the hop-by-hop headers (RFC 9110 7.6.1), ``Host`` and ``Content-Length``, which
 belong to each connection. Signature headers (``X-Hub-Signature-256`` ...) are kept. The
 upstream's status, body and end-to-end headers come back unchanged; the body is passed on
@@ -92,8 +92,7 @@ class Forwarder:
                     reply_body,
                 )
         except TimeoutError:
-            raise UpstreamTimeout(f"upstream {target} timed out", public=f"upstream {target} "
-                                  "timed out") from None
+            raise UpstreamTimeout(f"upstream {target} timed out") from None
         except aiohttp.ClientError as exc:
             reason = str(exc) or type(exc).__name__
             raise UpstreamUnreachable(f"upstream {target} unreachable: {reason}",

@@ -29,32 +29,31 @@ class _StateCollector(Collector):
         self._config = config
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        emitter = self._emitter
-        yield GaugeMetricFamily("trafficlight_router_events_buffered",
-                                "Routing events held in memory, not yet acknowledged by Kafka.",
-                                value=emitter.buffered_events)
-        yield GaugeMetricFamily("trafficlight_router_events_spooled",
-                                "Routing events in the on-disk spool, waiting for Kafka.",
-                                value=emitter.spooled_events)
-        yield CounterMetricFamily("trafficlight_router_events_dropped",
-                                  "Routing events dropped because memory and spool were full.",
-                                  value=emitter.dropped_events)
-        yield CounterMetricFamily("trafficlight_router_events_sent",
-                                  "Routing events acknowledged by Kafka.",
-                                  value=emitter.sent_events)
-        yield CounterMetricFamily("trafficlight_router_kafka_send_failures",
-                                  "Failed attempts to deliver a chunk of records (retried).",
-                                  value=emitter.send_failures)
-        config = self._config.config
-        yield GaugeMetricFamily("trafficlight_router_config_version",
-                                "Id of the webhook_routing_config row in force (0: none).",
-                                value=config.version)
+        emitter, config = self._emitter, self._config.config
         age_s = time.time() - config.created_at if config.version else float("nan")
-        yield GaugeMetricFamily("trafficlight_router_config_age_seconds",
-                                "Seconds since the config in force was created.", value=age_s)
-        yield GaugeMetricFamily("trafficlight_router_routing_percentage",
-                                "Percentage of rollout traffic routed to unified.",
-                                value=config.percentage if config.enabled else 0.0)
+        figures: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, float]] = [
+            (GaugeMetricFamily, "events_buffered",
+             "Routing events held in memory, not yet acknowledged by Kafka.",
+             emitter.buffered_events),
+            (GaugeMetricFamily, "events_spooled",
+             "Routing events in the on-disk spool, waiting for Kafka.", emitter.spooled_events),
+            (CounterMetricFamily, "events_dropped",
+             "Routing events dropped because memory and spool were full.",
+             emitter.dropped_events),
+            (CounterMetricFamily, "events_sent", "Routing events acknowledged by Kafka.",
+             emitter.sent_events),
+            (CounterMetricFamily, "kafka_send_failures",
+             "Failed attempts to deliver a chunk of records (retried).", emitter.send_failures),
+            (GaugeMetricFamily, "config_version",
+             "Id of the webhook_routing_config row in force (0: none).", config.version),
+            (GaugeMetricFamily, "config_age_seconds",
+             "Seconds since the config in force was created.", age_s),
+            (GaugeMetricFamily, "routing_percentage",
+             "Percentage of rollout traffic routed to unified.",
+             config.percentage if config.enabled else 0.0),
+        ]
+        for family, name, documentation, value in figures:
+            yield family(f"trafficlight_router_{name}", documentation, value=value)
 
 
 class RouterMetrics:

@@ -20,6 +20,8 @@ buffer_max_bytes = 67108864      # 64 MiB of records in memory while Kafka is sl
 spool_dir = ".trafficlight/router-spool"  # ... then an append-only file here ...
 spool_max_bytes = 1073741824     # ... up to 1 GiB; past that new events are dropped and counted
 config_poll_s = 5.0              # re-read the config row even when LISTEN is working
+reuse_port = false               # true: several router processes share the port (SO_REUSEPORT),
+                                 # one per core; give each its own spool_dir
 ```
 ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS`` come from the environment, never the file.
 """
@@ -61,6 +63,7 @@ class RouterSettings:
     spool_dir: Path = STATE_DIR / "router-spool"
     spool_max_bytes: int = 1024 * 1024 * 1024
     config_poll_s: float = 5.0
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         for name in ("legacy_url", "unified_url"):
@@ -87,6 +90,8 @@ _TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(RouterSettings)}
 def _coerce(name: str, value: Any) -> Any:
     wanted = _TYPES[name]
     if isinstance(value, bool):
+        if wanted == "bool":
+            return value
         raise ConfigError(f"[router] {name} has the wrong type: {value!r}")
     if wanted == "float" and isinstance(value, int | float):
         return float(value)

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import click
 
-from router.command import router_command
 from trafficlight import settings
 from trafficlight.errors import ConfigError, TrafficlightError
 
@@ -85,6 +84,7 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules."""
+    from router.command import router_command
     from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
 

@@ -73,22 +73,30 @@ def emitter_for(settings: RouterSettings, bootstrap: str) -> EventEmitter:
                         buffer_max_bytes=settings.buffer_max_bytes)
 
 
-async def consume_events(bootstrap: str, topic: str, count: int,
-                         timeout_s: float = 30) -> list[tuple[bytes, list[dict[str, Any]]]]:
-    """The first records of ``topic`` until ``count`` events are read: (key, events) each."""
+async def consume_records(bootstrap: str, topic: str, count: int,
+                          timeout_s: float = 30) -> list[tuple[bytes, bytes]]:
+    """The first records of ``topic`` until ``count`` events are read: (key, value) each."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
-    records: list[tuple[bytes, list[dict[str, Any]]]] = []
+    records: list[tuple[bytes, bytes]] = []
+    events = 0
     try:
         async with asyncio.timeout(timeout_s):
-            while sum(len(events) for _, events in records) < count:
-                batch = await consumer.getmany(timeout_ms=200)
-                for messages in batch.values():
-                    records.extend((m.key, orjson.loads(m.value)) for m in messages)
+            while events < count:
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend((m.key, m.value) for m in messages)
+                    events += sum(len(orjson.loads(m.value)) for m in messages)
     finally:
         await consumer.stop()
     return records
+
+
+async def consume_events(bootstrap: str, topic: str, count: int,
+                         timeout_s: float = 30) -> list[tuple[bytes, list[dict[str, Any]]]]:
+    """Like :func:`consume_records`, each value decoded: (key, events) each."""
+    records = await consume_records(bootstrap, topic, count, timeout_s)
+    return [(key, orjson.loads(value)) for key, value in records]
 
 
 ROLLOUT = frozenset({"jobs", "marketplace", "property"})

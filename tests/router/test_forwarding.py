@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 import pytest
 from yarl import URL
 
+from streams.events import decode_record
 from tests.router.conftest import StartRouter
 from tests.router.support import (
     REPLY_DELAY_HEADER,
     REPLY_STATUS_HEADER,
     Upstream,
     consume_events,
+    consume_records,
     rollout_config,
 )
 from trafficlight.services import free_port
@@ -109,6 +112,20 @@ async def test_each_webhook_emits_one_event_per_spec_in_a_domain_keyed_batch(
     assert event["error_message"] is None
     assert (event["router_id"], event["config_version"]) == ("router-under-test", 42)
     assert isinstance(event["ts"], float) and event["response_time_ms"] >= 0
+
+
+async def test_the_workers_decoder_accepts_every_record_the_router_writes(
+        start_router: StartRouter, kafka_bootstrap: str, router_settings: Any) -> None:
+    router = await start_router(rollout_config(50))
+    for domain in ("jobs", "insurance", "newsletter"):
+        await router.post(f"/webhook/{domain}", data=WEBHOOK)
+    await router.post("/webhook/jobs", data=WEBHOOK, headers={REPLY_STATUS_HEADER: "500"})
+    await router.get("/webhook/jobs?hub.challenge=1")
+
+    records = await consume_records(kafka_bootstrap, router_settings.events_topic, 5)
+    decoded = [decode_record(value, now_s=time.time()) for _, value in records]
+    assert [r.describe() for d in decoded for r in d.rejects] == []
+    assert sum(len(d.events) for d in decoded) == 5
 
 
 async def test_an_upstream_5xx_comes_back_and_is_recorded_as_an_error(

@@ -45,6 +45,7 @@ def test_integers_are_accepted_for_seconds(tmp_path: Path) -> None:
     ('port = "8080"\n', "port has the wrong type"),
     ("max_body_bytes = 0\n", "max_body_bytes must be positive"),
     ("batch_linger_s = true\n", "batch_linger_s has the wrong type"),
+    ("reuse_port = 1\n", "reuse_port has the wrong type"),
 ])
 def test_a_mistake_is_one_clear_line(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
