@@ -103,6 +103,7 @@ class RouterProcess:
                   database_url: str | None = None, port: int | None = None,
                   **settings: Any) -> RouterProcess:
         port = port or free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
         table = {"host": "127.0.0.1", "port": port,
                  "legacy_url": upstream.url_template("legacy"),
                  "unified_url": upstream.url_template("unified"),
@@ -208,6 +209,10 @@ class Load:
                     await asyncio.sleep(delay_s)
                 tasks.append(asyncio.create_task(self._one(session)))
             await asyncio.gather(*tasks)
+
+    def event_ids(self) -> set[str]:
+        """The routing event ids of every webhook answered so far."""
+        return {o.event_id for o in self.outcomes if o.event_id}
 
     async def _one(self, session: aiohttp.ClientSession) -> None:
         seq = self._seq
