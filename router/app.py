@@ -4,7 +4,8 @@
 and stops the forwarder and the event emitter it is given; the config source is the caller's
 to run (a :class:`~router.config_watcher.ConfigWatcher`, or a fixed config).
 
-A request, in order: validate the domain (400), read the body within the size limit (413) and
+A request, in order: admit it (503 + Retry-After past ``max_in_flight``), validate the domain
+(400), read the body within the size limit (413) and
 ``body_timeout_s`` (408), pick the target (GET verification -> legacy; else the sticky
 decision), forward, record one routing event (never awaited), answer with the upstream's reply
 and ``X-Routed-To``. Slow headers and idle connections are bounded by ``idle_timeout_s``, the
@@ -32,6 +33,7 @@ from router.errors import (
     BodyTimeout,
     BodyTooLarge,
     InvalidDomain,
+    Overloaded,
     RouterError,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -58,6 +60,29 @@ class Router:
     emitter: EventEmitter
     forwarder: Forwarder
     metrics: RouterMetrics
+    in_flight: InFlight
+
+
+class InFlight:
+    """Counts webhooks being handled; the router's only back-pressure is refusing past a limit.
+
+    Without it an overload queues without end (in the upstream pool, then in memory) and every
+    webhook waits until the upstream timeout; with it the excess gets 503 + Retry-After at
+    once and the admitted ones keep their latency.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def admit(self) -> None:
+        if self.count >= self.limit:
+            raise Overloaded(f"{self.count} webhooks in flight (max_in_flight {self.limit})",
+                             public="router overloaded, retry later")
+        self.count += 1
+
+    def release(self) -> None:
+        self.count -= 1
 
 
 ROUTER = web.AppKey("router", Router)
@@ -89,11 +114,25 @@ def error_response(error: RouterError) -> web.Response:
     response = web.Response(status=http_status_for(error), text=error.public + "\n")
     if isinstance(error, BodyTimeout):
         response.force_close()  # the rest of the body may still trickle in: not on this socket
+    if isinstance(error, Overloaded):
+        response.headers["Retry-After"] = "1"
     return response
 
 
 async def handle_webhook(request: web.Request) -> web.StreamResponse:
     router = request.app[ROUTER]
+    try:
+        router.in_flight.admit()
+    except Overloaded as exc:
+        router.metrics.rejected.labels(str(http_status_for(exc))).inc()
+        return error_response(exc)
+    try:
+        return await _route(request, router)
+    finally:
+        router.in_flight.release()
+
+
+async def _route(request: web.Request, router: Router) -> web.StreamResponse:
     received_at = time.time()
     try:
         domain = validate_domain(request.match_info["domain"])
@@ -167,7 +206,8 @@ def create_app(settings: RouterSettings, config: ConfigSource,
     forwarder = Forwarder(connections=settings.upstream_connections,
                           connect_timeout_s=settings.connect_timeout_s,
                           upstream_timeout_s=settings.upstream_timeout_s)
-    app[ROUTER] = Router(settings, config, emitter, forwarder, RouterMetrics(emitter, config))
+    app[ROUTER] = Router(settings, config, emitter, forwarder, RouterMetrics(emitter, config),
+                         InFlight(settings.max_in_flight))
 
     async def run_clients(_app: web.Application) -> AsyncIterator[None]:
         await forwarder.start()

@@ -29,6 +29,10 @@ class BodyTimeout(RouterError):
     """The body did not arrive within the configured time (a slow or stalled sender)."""
 
 
+class Overloaded(RouterError):
+    """``max_in_flight`` webhooks are being handled: shed this one now (the sender retries)."""
+
+
 class UpstreamUnreachable(RouterError):
     """The chosen upstream refused or dropped the connection before answering."""
 
@@ -42,6 +46,7 @@ HTTP_STATUS: dict[type[RouterError], int] = {
     InvalidDomain: 400,
     BodyTimeout: 408,
     BodyTooLarge: 413,
+    Overloaded: 503,
     UpstreamUnreachable: 502,
     UpstreamTimeout: 504,
 }

@@ -13,6 +13,7 @@ upstream_timeout_s = 10.0        # whole upstream exchange; then the sender gets
 max_body_bytes = 1048576         # 1 MiB; over it the sender gets 413
 body_timeout_s = 10.0            # the whole body must arrive within this; else 408, closed
 idle_timeout_s = 30.0            # a connection idle (or still sending headers) this long is closed
+max_in_flight = 1024             # webhooks handled at once; past it 503 + Retry-After at once
 upstream_connections = 256       # pooled keep-alive connections, all upstreams together
 batch_max_events = 250           # one Kafka record holds at most this many events ...
 batch_linger_s = 0.05            # ... and waits at most this long for more
@@ -56,6 +57,7 @@ class RouterSettings:
     max_body_bytes: int = 1024 * 1024
     body_timeout_s: float = 10.0
     idle_timeout_s: float = 30.0
+    max_in_flight: int = 1024
     upstream_connections: int = 256
     batch_max_events: int = 250
     batch_linger_s: float = 0.05
@@ -71,7 +73,7 @@ class RouterSettings:
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"[router] {name} must be an http(s) URL, got {url!r}")
         positive = ("port", "connect_timeout_s", "upstream_timeout_s", "max_body_bytes",
-                    "body_timeout_s", "idle_timeout_s",
+                    "body_timeout_s", "idle_timeout_s", "max_in_flight",
                     "upstream_connections", "batch_max_events", "batch_linger_s",
                     "buffer_max_bytes", "spool_max_bytes", "config_poll_s")
         for name in positive:
