@@ -147,6 +147,13 @@ class RouterProcess:
         assert self.proc is not None
         return int(psutil.Process(self.proc.pid).memory_info().rss)
 
+    @property
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the router has used so far."""
+        assert self.proc is not None
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
     async def healthz(self) -> dict[str, Any]:
         async with aiohttp.ClientSession() as session, session.get(f"{self.base}/healthz") as r:
             return orjson.loads(await r.read())

@@ -45,8 +45,9 @@ async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_
     await asyncio.sleep(5)
     stop_began = time.time()
     exit_code = await router.stop()
-    restart_s = time.time() - stop_began
+    stop_s = time.time() - stop_began
     await router.start()
+    restart_s = time.time() - stop_began
     replaying = (await router.healthz())["events_spooled"]
     await asyncio.sleep(5)
     await asyncio.to_thread(own_broker.start)
@@ -69,7 +70,8 @@ async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_
 
     with capsys.disabled():
         print(f"\n[router restart] {len(outcomes)} webhooks at {RATE_PER_S}/s, SIGTERM to "
-              f"listening again {restart_s:.1f} s (exit code {exit_code}): answered "
+              f"exit {stop_s:.1f} s (exit code {exit_code}), to listening again "
+              f"{restart_s:.1f} s: answered "
               f"{len(answered)} {dict(Counter(o.status for o in answered))}, failed at the "
               f"connection {dict(failed)} ({len(failed_but_forwarded)} of them forwarded all "
               f"the same); spool replayed by the new process: {replaying} events; events "
