@@ -85,8 +85,10 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules."""
     from trafficlight.replay import replay_command
+    from trafficlight.worker_command import worker_command
 
     cli.add_command(replay_command)
+    cli.add_command(worker_command)
 
 
 _register_commands()
