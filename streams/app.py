@@ -26,7 +26,7 @@ import orjson
 from faust.types import TP
 
 from streams.deadletters import dead_letter, dead_letter_topic
-from streams.partition import PartitionCounters, PartitionJudge
+from streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
 from streams.thresholds import ThresholdSet
 from streams.verdicts import Verdict
 from trafficlight.settings import EVENTS_TOPIC, VERDICTS_TOPIC
@@ -105,7 +105,7 @@ def build_app(options: WorkerOptions) -> WorkerApp:
     verdicts = app.topic(options.verdicts_topic, partitions=options.partitions, **_RAW)
     dead_letters = app.topic(options.dead_letter_topic, partitions=options.partitions, **_RAW)
     # bytes types make Faust's table and changelog codecs "raw" (a schema would not).
-    state = app.Table("judge-state", default=None, partitions=options.partitions,
+    state = app.Table(STATE_TABLE, default=None, partitions=options.partitions,
                       key_type=bytes, value_type=bytes)
     worker = WorkerApp(app, judges={})
 

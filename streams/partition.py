@@ -31,6 +31,14 @@ from streams.verdicts import DecisionState, Verdict
 
 _OFFSET = struct.Struct("<q")
 
+#: The Faust table holding the entries; the sink reads its changelog for bucket aggregates.
+STATE_TABLE = "judge-state"
+
+
+def changelog_topic(app_id: str) -> str:
+    """Faust's changelog topic of the state table of app `app_id`."""
+    return f"{app_id}-{STATE_TABLE}-changelog"
+
 BucketId = tuple[str, str, int]
 """(domain, routed_to, bucket start in epoch seconds)."""
 
