@@ -87,9 +87,11 @@ def _register_commands() -> None:
     from router.command import router_command
     from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
+    from trafficlight.worker_command import worker_command
 
     cli.add_command(replay_command)
     cli.add_command(router_command)
+    cli.add_command(worker_command)
     for command in COMMANDS:
         cli.add_command(command)
 
