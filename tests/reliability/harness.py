@@ -24,6 +24,8 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
 
+from streams.partition import PartitionJudge
+from streams.thresholds import ThresholdSet
 from tests.reliability.upstream import SEQ_HEADER
 from trafficlight.services import free_port
 
@@ -296,3 +298,62 @@ class EventCollector:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+#: Records of a topic by partition: (offset, value) in offset order.
+Placed = dict[int, list[tuple[int, bytes]]]
+
+#: Bucket aggregates as (domain, routed_to, bucket start epoch s) -> (requests, errors).
+Buckets = dict[tuple[str, str, float], tuple[int, int]]
+
+
+def no_fault_run(placed: Placed, now_s: float) -> tuple[list[dict[str, Any]], Buckets]:
+    """Verdicts and buckets of an undisturbed worker: one PartitionJudge per partition, every
+    record once in offset order (the worker's own judging code, without any process)."""
+    verdicts: list[dict[str, Any]] = []
+    buckets: Buckets = {}
+    for partition, records in placed.items():
+        judge = PartitionJudge(partition, ThresholdSet())
+        for offset, value in sorted(records):
+            verdicts += [v.to_dict() for v in judge.apply(offset, value, now_s).verdicts]
+        for domain, routed_to, bucket in judge.judge.buckets():
+            buckets[(domain, routed_to, float(bucket.start_s))] = (bucket.requests,
+                                                                   bucket.errors)
+    return verdicts, buckets
+
+
+async def read_topic(bootstrap_servers: str, topic: str) -> Placed:
+    """Every record of ``topic`` now, by partition (reads up to the end offsets at the start)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    placed: Placed = {}
+    try:
+        partitions = consumer.assignment() or set()
+        while not partitions:
+            await asyncio.sleep(0.1)
+            partitions = consumer.assignment()
+        ends = await consumer.end_offsets(list(partitions))
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
+                placed.setdefault(tp.partition, []).extend(
+                    (m.offset, m.value or b"") for m in messages)
+    finally:
+        await consumer.stop()
+    return placed
+
+
+async def stored_aggregates(database_url: str) -> tuple[int, int, Buckets]:
+    """What the sink stored: log rows, distinct event ids, and the bucket aggregates."""
+    from trafficlight.db import connect
+
+    conn = await connect(database_url)
+    try:
+        logs, distinct = await conn.fetchrow(
+            "SELECT count(*), count(DISTINCT event_id) FROM webhook_routing_logs")
+        rows = await conn.fetch("SELECT domain, routed_to, extract(epoch FROM window_start) "
+                                "AS start_s, requests, errors FROM webhook_routing_windows")
+    finally:
+        await conn.close()
+    return logs, distinct, {(r["domain"], r["routed_to"], float(r["start_s"])):
+                            (r["requests"], r["errors"]) for r in rows}

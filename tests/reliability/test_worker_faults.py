@@ -16,6 +16,7 @@ import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.partition import PartitionJudge
-from streams.thresholds import ThresholdSet
+from tests.reliability.harness import Placed, no_fault_run, stored_aggregates
 from tests.streams.worker_harness import WorkerProcess, WorkerTopics
-from trafficlight.db import connect
 from trafficlight.kafka import ensure_topics
 
 pytestmark = pytest.mark.reliability
@@ -72,7 +71,7 @@ def records_of(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
-                  placed: dict[int, list[tuple[int, bytes]]]) -> None:
+                  placed: Placed) -> None:
     """Send in order; remember each record's partition and offset for the no-fault run."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -82,21 +81,6 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
             placed.setdefault(meta.partition, []).append((meta.offset, value))
     finally:
         await producer.stop()
-
-
-def no_fault_run(placed: dict[int, list[tuple[int, bytes]]], now_s: float
-                 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str, float], tuple[int, int]]]:
-    """Verdicts and bucket (requests, errors) of an undisturbed worker over the same records."""
-    verdicts: list[dict[str, Any]] = []
-    buckets: dict[tuple[str, str, float], tuple[int, int]] = {}
-    for partition, records in placed.items():
-        judge = PartitionJudge(partition, ThresholdSet())
-        for offset, value in sorted(records):
-            verdicts += [v.to_dict() for v in judge.apply(offset, value, now_s).verdicts]
-        for domain, routed_to, bucket in judge.judge.buckets():
-            buckets[(domain, routed_to, float(bucket.start_s))] = (bucket.requests,
-                                                                   bucket.errors)
-    return verdicts, buckets
 
 
 def verdict_key(v: dict[str, Any]) -> tuple[str, str, float, float]:
@@ -126,30 +110,15 @@ class VerdictReader:
     def reached(self, event_time_s: float) -> bool:
         return any(v["window_end"] >= event_time_s for v in self.values)
 
-    async def wait(self, done: Any, timeout_s: float, what: str) -> None:
+    async def wait(self, done: Callable[[], bool], timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):  # a safety net, not a figure
             while not done():
                 await asyncio.sleep(0.2)
-        assert done(), what
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
         await self._consumer.stop()
-
-
-async def stored(database_url: str) -> tuple[int, int, dict[tuple[str, str, float],
-                                                           tuple[int, int]]]:
-    conn = await connect(database_url)
-    try:
-        logs, distinct = await conn.fetchrow(
-            "SELECT count(*), count(DISTINCT event_id) FROM webhook_routing_logs")
-        rows = await conn.fetch("SELECT domain, routed_to, extract(epoch FROM window_start) "
-                                "AS start_s, requests, errors FROM webhook_routing_windows")
-    finally:
-        await conn.close()
-    return logs, distinct, {(r["domain"], r["routed_to"], float(r["start_s"])):
-                            (r["requests"], r["errors"]) for r in rows}
 
 
 async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_faults(
@@ -164,7 +133,7 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
     events = scenario_events(t0)
     records = records_of(events)
     thirds = [records[i * len(records) // 3:(i + 1) * len(records) // 3] for i in range(3)]
-    placed: dict[int, list[tuple[int, bytes]]] = {}
+    placed: Placed = {}
     reader = await VerdictReader(kafka_bootstrap, topics.verdicts).start()
 
     def worker(name: str) -> WorkerProcess:
@@ -174,12 +143,12 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
     # 1. One worker; kill -9 while it is working through the first third.
     first = worker("first")
     await produce(kafka_bootstrap, topics.events, thirds[0], placed)
-    await reader.wait(lambda: reader.reached(t0 + 5), 90, "first verdicts")
+    await reader.wait(lambda: reader.reached(t0 + 5), 90)
     first.kill()
     # 2. More records while no worker runs; it restarts; a second worker joins.
     await produce(kafka_bootstrap, topics.events, thirds[1], placed)
     restarted = worker("restarted")
-    await reader.wait(lambda: reader.reached(t0 + 25), 90, "verdicts after the restart")
+    await reader.wait(lambda: reader.reached(t0 + 25), 90)
     second = worker("second")
     await produce(kafka_bootstrap, topics.events, thirds[2][:len(thirds[2]) // 2], placed)
     await asyncio.sleep(10)  # let the group settle with two members
@@ -193,13 +162,13 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
                       "every verdict of the no-fault run")
 
     async def sink_caught_up() -> bool:
-        logs, _, buckets = await stored(database_url)
+        logs, _, buckets = await stored_aggregates(database_url)
         return logs >= len(events) and buckets == expected_buckets
 
     async with asyncio.timeout(90):  # a safety net, not a figure
         while not await sink_caught_up():
             await asyncio.sleep(0.5)
-    logs, distinct, buckets = await stored(database_url)
+    logs, distinct, buckets = await stored_aggregates(database_url)
     restarted.stop()
     await reader.stop()
 
@@ -214,6 +183,7 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
               f"no-fault run {len(reference)} ({dict(decisions)}); logs stored {logs} "
               f"({distinct} distinct); buckets {len(buckets)} of {len(expected_buckets)} equal")
 
-    assert set(published) == reference
+    differing = sorted({verdict_key(orjson.loads(v)) for v in set(published) ^ reference})
+    assert set(published) == reference, f"verdicts differ at {differing[:5]}"
     assert (logs, distinct) == (len(events), len(events))
     assert buckets == expected_buckets
