@@ -158,8 +158,7 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
 
     expected_verdicts, expected_buckets = no_fault_run(placed, time.time())
     expected_keys = {verdict_key(v) for v in expected_verdicts}
-    await reader.wait(lambda: expected_keys <= {verdict_key(v) for v in reader.values}, 120,
-                      "every verdict of the no-fault run")
+    await reader.wait(lambda: expected_keys <= {verdict_key(v) for v in reader.values}, 120)
 
     async def sink_caught_up() -> bool:
         logs, _, buckets = await stored_aggregates(database_url)
