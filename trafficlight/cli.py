@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import click
 
 from trafficlight import settings
+from trafficlight.alerts.consumer import alerts
+from trafficlight.dashboard.command import dashboard
 from trafficlight.errors import ConfigError, TrafficlightError
 
 T = TypeVar("T")
@@ -80,6 +82,10 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
         sys.stdout.flush()
         wait_for_stop_signal()
     click.echo("stopped", err=True)
+
+
+cli.add_command(alerts)
+cli.add_command(dashboard)
 
 
 def main(argv: list[str] | None = None) -> None:
