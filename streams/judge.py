@@ -242,6 +242,7 @@ class Judge:
             bucket_start = first + (g % 1_000_003) * bucket_s
             piece = BucketAggregate.empty(bucket_start, bucket_s)
             piece.add(ts[part], latency[part], errors[part])
+            self.counters.clamped_latencies += piece.clamped
             self._merge_bucket(key, piece)
 
     def _merge_bucket(self, key: tuple[str, str], piece: BucketAggregate) -> None:

@@ -12,8 +12,6 @@ from typing import Any, TypeVar
 import click
 
 from trafficlight import settings
-from trafficlight.alerts.consumer import alerts
-from trafficlight.dashboard.command import dashboard
 from trafficlight.errors import ConfigError, TrafficlightError
 
 T = TypeVar("T")
@@ -84,8 +82,23 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
     click.echo("stopped", err=True)
 
 
-cli.add_command(alerts)
-cli.add_command(dashboard)
+def _register_commands() -> None:
+    """Commands that live in their own modules."""
+    from router.command import router_command
+    from trafficlight.alerts.consumer import alerts
+    from trafficlight.dashboard.command import dashboard
+    from trafficlight.ops_cli import COMMANDS
+    from trafficlight.replay import replay_command
+
+    cli.add_command(replay_command)
+    cli.add_command(router_command)
+    cli.add_command(alerts)
+    cli.add_command(dashboard)
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, LatencyHistogram
+
+latencies = st.lists(st.floats(min_value=0, max_value=5_000_000, allow_nan=False), max_size=200)
+
+
+@given(latencies)
+def test_counts_match_hdrhistogram_record_value(values: list[float]) -> None:
+    ours = LatencyHistogram()
+    ours.record_many(np.array(values))
+    reference = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    for v in values:
+        reference.record_value(min(max(int(v * 1000), LOWEST_US), HIGHEST_US))
+    assert np.array_equal(ours.counts, np.ctypeslib.as_array(reference.counts))
+
+
+@given(latencies, latencies)
+def test_merging_then_querying_equals_querying_the_union(a: list[float], b: list[float]) -> None:
+    left, right, union = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    left.record_many(np.array(a))
+    right.record_many(np.array(b))
+    union.record_many(np.array(a + b))
+    left.merge(right)
+    assert left == union
+    assert left.percentiles_ms(50, 95, 99) == union.percentiles_ms(50, 95, 99)
+
+
+def test_out_of_range_values_are_clamped_and_counted() -> None:
+    histogram = LatencyHistogram()
+    assert histogram.record_many(np.array([0.2, 50.0, 4_000_000.0])) == 2
+    assert histogram.total_count == 3
+
+
+def test_p95_is_within_one_percent_of_the_exact_sorted_p95() -> None:
+    values = np.random.default_rng(3).lognormal(5.5, 0.8, 200_000)
+    histogram = LatencyHistogram()
+    histogram.record_many(values)
+    (p95,) = histogram.percentiles_ms(95)
+    exact = float(np.sort(values)[int(np.ceil(0.95 * len(values))) - 1])
+    assert abs(p95 - exact) / exact < 0.01
+
+
+def test_bytes_round_trip_as_a_standard_hdr_blob() -> None:
+    histogram = LatencyHistogram()
+    histogram.record_many(np.array([12.5, 180.0, 2500.0]))
+    blob = histogram.to_bytes()
+    assert LatencyHistogram.from_bytes(blob) == histogram
+    assert HdrHistogram.decode(blob, b64_wrap=False).get_total_count() == 3
+
+
+def test_empty_histogram_has_no_percentiles() -> None:
+    assert LatencyHistogram().percentiles_ms(50, 95) == (None, None)

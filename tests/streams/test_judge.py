@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.judge import BucketAggregate, Judge
+from streams.verdicts import Verdict
+from tests.streams.helpers import T0, batch, interleave, records
+
+
+def unified_at(verdicts: list[Verdict], second: float) -> Verdict:
+    return next(v for v in verdicts
+                if v.routed_to == "unified" and v.window_end == T0 + second)
+
+
+def test_a_step_to_five_percent_errors_rolls_back_within_three_seconds() -> None:
+    judge = Judge()
+    # 400 s of clean traffic: 100 unified + 100 legacy req/s.
+    judge.ingest(batch(interleave(records(T0, 400, 100),
+                                  records(T0, 400, 100, routed_to="legacy"))))
+    # From T0+400 (first bad event), unified fails 1 in 20 (5 %); fed 0.1 s at a time.
+    bad = interleave(records(T0 + 400, 5, 100, error_every=20),
+                     records(T0 + 400, 5, 100, routed_to="legacy"))
+    verdicts: list[Verdict] = []
+    for i in range(0, len(bad), 20):
+        verdicts += judge.ingest(batch(bad[i:i + 20]))
+    # T+0: evaluated before the first bad event is ingested: all clean.
+    assert (unified_at(verdicts, 400).verdict, unified_at(verdicts, 400).decision) == (
+        "healthy", "proceed")
+    # T+1: 5 errors in the 5 s fast window (1 %); Wilson lower 0.43 % < 0.5 %: warning, hold.
+    assert unified_at(verdicts, 401).decision == "hold"
+    # T+2: 10 errors / 500 (2 %), lower 1.09 %: first critical, hysteresis holds.
+    assert (unified_at(verdicts, 402).verdict, unified_at(verdicts, 402).decision) == (
+        "critical", "hold")
+    # T+3: second consecutive critical: rollback, with the fast window's figures.
+    at_3 = unified_at(verdicts, 403)
+    assert (at_3.verdict, at_3.decision) == ("critical", "rollback")
+    assert (at_3.window_start, at_3.requests, at_3.errors) == (T0 + 398, 500, 15)
+
+
+def test_a_regression_both_targets_share_holds() -> None:
+    judge = Judge()
+    judge.ingest(batch(interleave(records(T0, 60, 50), records(T0, 60, 50, routed_to="legacy"))))
+    outage = interleave(records(T0 + 60, 30, 50, error_every=2),
+                        records(T0 + 60, 30, 50, routed_to="legacy", error_every=2))
+    verdicts = judge.ingest(batch(outage))
+    assert {v.verdict for v in verdicts if v.window_end > T0 + 65} == {"critical"}
+    assert {v.decision for v in verdicts} <= {"proceed", "hold"}
+
+
+def test_one_error_at_runbook_volume_does_not_roll_back() -> None:
+    # ~50 unified requests an hour for 3 hours, one of them an error.
+    events = records(T0, 3 * 3600, 50 / 3600)
+    events[70]["status"] = "error"
+    verdicts = Judge().ingest(batch(events))
+    assert {v.decision for v in verdicts} == {"hold"}
+    assert "rollback" not in {v.decision for v in verdicts}
+
+
+def test_late_events_beyond_grace_are_counted_not_added() -> None:
+    judge = Judge()
+    judge.ingest(batch(records(T0, 60, 10)))
+    judge.ingest(batch(records(T0 + 20, 1, 5)))    # bucket [T0+20, T0+30) closed long ago
+    judge.ingest(batch(records(T0 + 55, 1, 5)))    # still open (within grace)
+    assert judge.counters.late_events == 5
+    totals = {b.start_s: b.requests for _, _, b in judge.buckets()}
+    assert (totals[int(T0) + 20], totals[int(T0) + 50]) == (100, 105)
+
+
+def test_out_of_order_events_within_grace_count_in_later_evaluations() -> None:
+    judge = Judge()
+    judge.ingest(batch(records(T0, 30, 10)))
+    verdicts = judge.ingest(batch(records(T0 + 25, 1, 10) + records(T0 + 31, 1, 10)))
+    assert unified_at(verdicts, 31).requests == 310
+
+
+def test_a_single_far_future_event_does_not_move_event_time() -> None:
+    judge = Judge()
+    events = records(T0, 10, 10)
+    poison = {**events[0], "event_id": "poison", "ts": T0 + 86_400}
+    judge.ingest(batch([*events[:50], poison, *events[50:]]))
+    assert judge.event_time_s == events[-1]["ts"]
+    assert judge.counters.time_outliers == 1
+
+
+def test_a_real_lull_in_traffic_is_confirmed_by_the_next_event() -> None:
+    judge = Judge()
+    judge.ingest(batch(records(T0, 10, 10)))
+    judge.ingest(batch(records(T0 + 3600, 1, 1)))   # held: nothing confirms it yet
+    judge.ingest(batch(records(T0 + 3601, 1, 1)))
+    assert (judge.event_time_s, judge.counters.time_outliers) == (T0 + 3601, 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=8))
+def test_verdicts_do_not_depend_on_how_the_stream_is_batched(cuts: list[int]) -> None:
+    events = interleave(records(T0, 20, 30, error_every=7),
+                        records(T0, 20, 30, routed_to="legacy", domain="property"))
+    whole = Judge().ingest(batch(events))
+    judge, pieces, at = Judge(), [], 0
+    for size in itertools.cycle(cuts):
+        if at >= len(events):
+            break
+        pieces += judge.ingest(batch(events[at:at + size]))
+        at += size
+    assert pieces == whole
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 9.999), st.floats(0, 10_000), st.booleans()),
+                max_size=60), st.integers(0, 60))
+def test_merging_bucket_parts_equals_aggregating_the_union(events, split) -> None:
+    def aggregate(part) -> BucketAggregate:
+        agg = BucketAggregate.empty(int(T0), 10)
+        if part:
+            ts, ms, err = (np.array(c) for c in zip(*part, strict=True))
+            agg.add(T0 + ts, ms, err.astype(bool))
+        return agg
+    merged = aggregate(events[:split])
+    merged.merge(aggregate(events[split:]))
+    union = aggregate(events)
+    assert (merged.requests, merged.errors, merged.histogram) == (
+        union.requests, union.errors, union.histogram)
+    assert list(merged.requests_by_s) == list(union.requests_by_s)
+    restored = BucketAggregate.from_bytes(merged.to_bytes())
+    assert (restored.requests, restored.errors, restored.histogram) == (
+        union.requests, union.errors, union.histogram)
+
+
+def test_a_restored_judge_continues_with_the_same_verdicts() -> None:
+    events = records(T0, 40, 20, error_every=9)
+    reference = Judge()
+    reference.ingest(batch(events[:400]))
+    expected = reference.ingest(batch(events[400:]))
+    first = Judge()
+    first.ingest(batch(events[:400]))
+    pieces = [(d, t, BucketAggregate.from_bytes(b.to_bytes())) for d, t, b in first.take_dirty()]
+    restarted = Judge()
+    restarted.restore(first.event_time_s, pieces, dict(first.states))
+    assert restarted.ingest(batch(events[400:])) == expected
