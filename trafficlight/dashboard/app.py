@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from streams.thresholds import ThresholdSet
-from trafficlight.dashboard.controls import ControlRefused, apply_change, parse_change
+from trafficlight.dashboard.controls import ControlRefused, apply_control
 from trafficlight.dashboard.snapshot import read_snapshot
 from trafficlight.db import create_pool, redact
 from trafficlight.errors import TrafficlightError
@@ -161,9 +161,8 @@ async def control(request: web.Request) -> web.Response:
     if not is_authorized(request):
         return _json({"error": "a valid dashboard token is required for controls"}, 401)
     try:
-        change = parse_change(request.match_info["action"], await _body(request))
-        async with request.app[POOL].acquire() as conn:
-            await apply_change(conn, change)
+        await apply_control(request.app[SETTINGS].database_url, request.match_info["action"],
+                            await _body(request))
     except ControlRefused as exc:
         return _json({"error": str(exc)}, 400)
     request.app[FEED].poke()

@@ -113,6 +113,7 @@ async def test_rollback_disables_routing_and_keeps_the_percentage(
     ({"percentage": 150, "reason": "too much"}, "between 0 and 100"),
     ({"percentage": "ten", "reason": "not a number"}, "must be a number"),
     ({"percentage": 10, "reason": "  "}, "reason is required"),
+    ({"percentage": 10, "reason": ["a", "list"]}, "reason must be text"),
 ])
 async def test_refused_changes_answer_400_with_one_line_and_change_nothing(
         running_dashboard: RunningDashboard, db: asyncpg.Connection,
