@@ -89,9 +89,11 @@ def _register_commands() -> None:
     from trafficlight.dashboard.command import dashboard
     from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
+    from trafficlight.worker_command import worker_command
 
     cli.add_command(replay_command)
     cli.add_command(router_command)
+    cli.add_command(worker_command)
     cli.add_command(alerts)
     cli.add_command(dashboard)
     for command in COMMANDS:

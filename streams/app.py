@@ -1,0 +1,167 @@
+"""The Faust worker's wiring: topics, one table, one agent. The judging is `PartitionJudge`'s.
+
+- Source: the events topic (key = domain, value = JSON array of events). One `PartitionJudge`
+  per source partition; its entries live in one plain changelog-backed Table. Faust sends a
+  table write to the changelog partition of the record being processed, so every entry is
+  co-partitioned with its source partition and recovered with it after a rebalance or restart.
+- Per record (never per event): decode, judge, write the changed entries, publish the
+  verdicts of each evaluation (every step of event time: a heartbeat that also carries every
+  change), dead-letter the rejects. Offsets are committed by Faust after the producer is
+  flushed; re-reads after a crash are harmless (see `streams.partition`).
+- Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from streams.deadletters import dead_letter, dead_letter_topic
+from streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
+from streams.thresholds import ThresholdSet
+from streams.verdicts import Verdict
+from trafficlight.settings import EVENTS_TOPIC, VERDICTS_TOPIC
+
+log = logging.getLogger("trafficlight.worker")
+
+_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+        "value_serializer": "raw"}
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """Everything a worker needs; tests run isolated workers by changing names and ids."""
+
+    bootstrap_servers: str
+    partitions: int
+    app_id: str = "trafficlight-worker"
+    events_topic: str = EVENTS_TOPIC
+    verdicts_topic: str = VERDICTS_TOPIC
+    thresholds: ThresholdSet = field(default_factory=ThresholdSet)
+    worker_id: str = field(default_factory=default_worker_id)
+    #: Loopback port of Faust's web server; None turns it off.
+    web_port: int | None = None
+    stats_interval_s: float = 10.0
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.events_topic)
+
+
+VerdictListener = Callable[[list[Verdict]], None]
+
+
+@dataclass(slots=True)
+class WorkerApp:
+    """The Faust app and the hooks other services attach to."""
+
+    app: faust.App
+    judges: dict[int, PartitionJudge]
+    #: Called with each evaluation's verdicts, in the agent: must not block (queue them).
+    verdict_listeners: list[VerdictListener] = field(default_factory=list)
+    #: Records re-read after a restart and skipped whole (already in the state).
+    replayed_records: int = 0
+
+    def counters(self) -> PartitionCounters:
+        total = PartitionCounters()
+        for judge in self.judges.values():
+            for name in total.__slots__:  # type: ignore[attr-defined]
+                setattr(total, name, getattr(total, name) + getattr(judge.counters, name))
+        return total
+
+
+def build_app(options: WorkerOptions) -> WorkerApp:
+    """The Faust app of one worker process."""
+    app = faust.App(
+        options.app_id,
+        broker=f"kafka://{options.bootstrap_servers}",
+        store="memory://",
+        topic_partitions=options.partitions,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        web_enabled=options.web_port is not None,
+        web_bind="127.0.0.1",
+        web_port=options.web_port or 6066,
+        # Tansu completes a group join only after the rebalance timeout: keep it short.
+        broker_rebalance_timeout=3.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+    )
+    events = app.topic(options.events_topic, partitions=options.partitions, **_RAW)
+    verdicts = app.topic(options.verdicts_topic, partitions=options.partitions, **_RAW)
+    dead_letters = app.topic(options.dead_letter_topic, partitions=options.partitions, **_RAW)
+    # bytes types make Faust's table and changelog codecs "raw" (a schema would not).
+    state = app.Table(STATE_TABLE, default=None, partitions=options.partitions,
+                      key_type=bytes, value_type=bytes)
+    worker = WorkerApp(app, judges={})
+
+    def judge_for(partition: int) -> PartitionJudge:
+        judge = worker.judges.get(partition)
+        if judge is None:
+            judge = PartitionJudge.restore(partition, state.items(), options.thresholds)
+            worker.judges[partition] = judge
+            log.info("partition %d: restored at offset %d, event time %s",
+                     partition, judge.offset, judge.judge.event_time_s)
+        return judge
+
+    @app.agent(events, name="judge")
+    async def judge_records(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            applied = judge_for(message.partition).apply(message.offset, message.value,
+                                                         time.time())
+            worker.replayed_records += applied.replayed
+            for key, value in applied.writes.items():
+                state[key] = value
+            for key in applied.deletes:
+                state.pop(key, None)
+            for reject in applied.rejects:
+                log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition,
+                            message.offset, reject.reason)
+                await dead_letters.send(key=message.key, value=dead_letter(
+                    reject, topic=message.topic, partition=message.partition,
+                    offset=message.offset, worker_id=options.worker_id))
+            for verdict in applied.verdicts:
+                await verdicts.send(key=verdict.domain.encode(),
+                                    value=orjson.dumps(verdict.to_dict()))
+            if applied.verdicts:
+                for listener in worker.verdict_listeners:
+                    listener(applied.verdicts)
+
+    def forget(tps: Iterable[TP]) -> None:
+        """A partition that moved (or may have moved) is restored from the table on next use."""
+        for tp in tps:
+            if tp.topic == options.events_topic:
+                worker.judges.pop(tp.partition, None)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        forget(revoked)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        forget(assigned)
+
+    @app.timer(options.stats_interval_s)
+    async def log_stats() -> None:
+        c = worker.counters()
+        log.info("stats events=%d dead_letters=%d late=%d time_outliers=%d clamped=%d "
+                 "replayed_records=%d partitions=%s", c.events, c.dead_letters, c.late_events,
+                 c.time_outliers, c.clamped_latencies, worker.replayed_records,
+                 sorted(worker.judges))
+
+    return worker

@@ -1,0 +1,61 @@
+"""Running a worker process: topics first, then the Faust app with the sink and actions beside.
+
+Started programmatically (never the `faust worker` CLI, which opens a web server on
+0.0.0.0:6066): the web server is off unless a loopback port is given, so several workers share
+a host without colliding.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaClient
+
+from streams.actions import Actions, RolloutPlan
+from streams.app import WorkerOptions
+from streams.partition import changelog_topic
+from streams.sink import PostgresSink, SinkOptions
+from trafficlight.errors import ServiceStartError
+from trafficlight.kafka import ensure_topics
+
+
+async def prepare_topics(bootstrap_servers: str, events_topic: str, verdicts_topic: str,
+                         dead_letter_topic: str, default_partitions: int) -> int:
+    """Create missing topics; the events topic's partition count (tables must match it)."""
+    await ensure_topics(bootstrap_servers, {events_topic: default_partitions})
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers)
+    try:
+        await client.bootstrap()
+        await client.force_metadata_update()
+        partitions = client.cluster.partitions_for_topic(events_topic)
+    finally:
+        await client.close()
+    if not partitions:
+        raise ServiceStartError(f"topic {events_topic} has no partitions on {bootstrap_servers}")
+    await ensure_topics(bootstrap_servers, {verdicts_topic: len(partitions),
+                                            dead_letter_topic: len(partitions)})
+    return len(partitions)
+
+
+def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink: bool = True,
+               log_sample_pct: float = 100.0, plan: RolloutPlan | None = None,
+               loglevel: str = "info") -> None:
+    """Run until SIGTERM/SIGINT; Faust flushes the producer and commits on the way out.
+
+    With a database: the sink (its own consumer group, `<app_id>-sink`) and the actions run
+    as tasks of the same process.
+    """
+    import faust
+
+    from streams.app import build_app
+
+    worker_app = build_app(options)
+    if database_url is not None:
+        actions = Actions(database_url, options.worker_id, plan)
+        worker_app.verdict_listeners.append(actions.observe)
+        worker_app.app.task(actions.run)
+        if sink:
+            worker_app.app.task(PostgresSink(SinkOptions(
+                options.bootstrap_servers, database_url, options.events_topic,
+                options.verdicts_topic, changelog_topic(options.app_id),
+                f"{options.app_id}-sink", log_sample_pct=log_sample_pct)).run)
+    faust.Worker(worker_app.app, loglevel=loglevel, quiet=True,
+                 redirect_stdouts=False).execute_from_commandline()
