@@ -87,6 +87,8 @@ def _register_commands() -> None:
     from router.command import router_command
     from trafficlight.alerts.consumer import alerts
     from trafficlight.dashboard.command import dashboard
+    from trafficlight.demo import demo
+    from trafficlight.demo_knob import demo_knob
     from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
     from trafficlight.worker_command import worker_command
@@ -96,6 +98,8 @@ def _register_commands() -> None:
     cli.add_command(worker_command)
     cli.add_command(alerts)
     cli.add_command(dashboard)
+    cli.add_command(demo)
+    cli.add_command(demo_knob)
     for command in COMMANDS:
         cli.add_command(command)
 
