@@ -93,15 +93,18 @@ def test_events_read_from_a_file_convert_to_routing_events(tmp_path: Path) -> No
     assert [e for c in read_jsonl(path) for e in c.events.events()] == [RoutingEvent(**GOOD)]
 
 
-@pytest.mark.parametrize("comma_on_first_line", [True, False])
+@pytest.mark.parametrize("comma", ["first line", "second line", "dropped"])
 @pytest.mark.parametrize("between", [b",", b" ", b""])
 def test_lines_that_parse_together_but_not_alone_are_each_reported(
-        tmp_path: Path, comma_on_first_line: bool, between: bytes) -> None:
+        tmp_path: Path, comma: str, between: bytes) -> None:
     # One event split over lines 2-3 and two events on line 4: the chunk may parse in one call
     # with as many events as lines, yet lines 2, 3 and 4 are corrupt.
     event = orjson.dumps(GOOD)
-    split_at = event.index(b',"domain"') + comma_on_first_line
-    lines = [event, event[:split_at], event[split_at:], event + between + event, event]
+    at = event.index(b',"domain"')
+    first, second = {"first line": (event[:at + 1], event[at + 1:]),
+                     "second line": (event[:at], event[at:]),
+                     "dropped": (event[:at], event[at + 1:])}[comma]
+    lines = [event, first, second, event + between + event, event]
     decoded = list(read_jsonl(_jsonl(tmp_path, lines)))
     assert sum(len(c.events) for c in decoded) == 2
     assert [r.line for c in decoded for r in c.rejects] == [2, 3, 4]
