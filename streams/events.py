@@ -412,8 +412,7 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         routed_to=list(map(attrgetter("routed_to"), events)),
         response_time_ms=np.fromiter(
             map(attrgetter("response_time_ms"), events), np.float64, lines),
-        is_error=np.fromiter(
-            (e.status == "error" for e in events), bool, lines),
+        is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, lines),
         label=list(map(attrgetter("label"), events)),
         records=events,
     )

@@ -203,17 +203,18 @@ class Judge:
         return verdicts
 
     def _codes_of(self, batch: EventBatch) -> np.ndarray:
+        """Each event's target as a small int (new targets get the next codes)."""
         codes = self._codes
-        pairs = list(zip(batch.domain, batch.routed_to, strict=True))
         try:
-            return np.array([codes[p] for p in pairs], dtype=np.int64)
+            pairs = zip(batch.domain, batch.routed_to, strict=True)
+            return np.fromiter(map(codes.__getitem__, pairs), np.int64, len(batch))
         except KeyError:
-            for p in pairs:
+            for p in zip(batch.domain, batch.routed_to, strict=True):
                 if p not in codes:
                     codes[p] = len(self._keys)
                     self._keys.append(p)
                     self._targets[p] = _Target()
-            return np.array([codes[p] for p in pairs], dtype=np.int64)
+            return self._codes_of(batch)
 
     def _add(self, batch: EventBatch, codes: np.ndarray, before: np.ndarray,
              lo: int, hi: int) -> None:
