@@ -8,15 +8,17 @@ reached T is ingested. A gap in traffic longer than the window evaluates only th
 the last window before the new event time.
 
 State is serialisable in pieces for Faust tables: each `BucketAggregate` (`to_bytes`), each
-domain's `DecisionState` (`to_dict`); `take_dirty()` says which buckets changed.
+domain's `DecisionState` (`to_dict`), and the far-future event held for confirmation
+(`pending_events()`, JSON-ready); `take_dirty()` says which buckets changed.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -352,12 +354,31 @@ class Judge:
             for bucket in target.buckets.values():
                 yield domain, routed_to, bucket
 
+    def pending_events(self) -> list[dict[str, Any]]:
+        """The event held by the far-future guard ([] or one), as JSON-ready fields.
+
+        Persist it with the rest of the state: the record it came in is already committed, so
+        after a restart nothing else would bring it back to be confirmed or dropped.
+        """
+        held = self._held
+        if held is None:
+            return []
+        return [{"ts": float(ts), "domain": domain, "routed_to": routed_to,
+                 "response_time_ms": float(ms), "status": "error" if err else "success",
+                 "label": label}
+                for ts, domain, routed_to, ms, err, label in zip(
+                    held.ts_s.tolist(), held.domain, held.routed_to,
+                    held.response_time_ms.tolist(), held.is_error.tolist(), held.label,
+                    strict=True)]
+
     def restore(self, event_time_s: float | None,
                 buckets: list[tuple[str, str, BucketAggregate]],
-                states: dict[str, DecisionState]) -> None:
+                states: dict[str, DecisionState],
+                pending: Sequence[dict[str, Any]] = ()) -> None:
         """Rebuild a fresh judge from persisted pieces (worker restart)."""
         for domain, routed_to, bucket in buckets:
             self._merge_bucket((domain, routed_to), bucket)
         self._dirty.clear()
         self.states.update(states)
         self.watermark.event_time_s = event_time_s
+        self._held = EventBatch.from_records(list(pending)) if pending else None
