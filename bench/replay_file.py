@@ -83,6 +83,7 @@ def bench(path: Path, repeat: int) -> None:
         rss.append(rss_mb())
         replay_s = min(replay_s, timed(lambda: replay_file(path)))
         rss.append(rss_mb())
+    replay_peak_mb = peak_rss_mb()
     batches = [d.events for d in itertools.islice(read_jsonl(path), 20)]
     judge = Judge()
     core_s = timed(lambda: [judge.ingest(b) for b in batches])
@@ -93,7 +94,7 @@ def bench(path: Path, repeat: int) -> None:
           f"ratio to decode loop {baseline_s / replay_s:.2f}x")
     print(f"judge ingest only : {core_events / core_s:12,.0f} events/s")
     print(f"RSS before first replay {rss[0]:.0f} MB, after last {rss[-1]:.0f} MB, "
-          f"peak {peak_rss_mb():.0f} MB")
+          f"peak {replay_peak_mb:.0f} MB")
 
 
 def main() -> None:
