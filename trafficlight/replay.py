@@ -1,8 +1,9 @@
 """`trafficlight replay`: what given thresholds would have decided, through the worker's judge.
 
-Input is a JSONL(.gz) file streamed in chunks (flat memory) or the events topic scanned from the
-beginning of every partition (no offsets-for-times) up to the end offsets seen at start, with
-one `Judge` per partition as the worker has. Events outside `--since/--until` are skipped.
+Input is a JSONL(.gz) file or the events topic scanned from the beginning of every partition
+(no offsets-for-times) up to the end offsets seen at start (or until `--until` is passed), with
+one `Judge` per partition as the worker has. Both stream: memory stays flat however long the
+input. Events outside `--since/--until` are skipped.
 Several `--thresholds` files run side by side over the same decoded events.
 
 Output: `jsonl` is one verdict per line per (domain, routed_to) per evaluation (with a
