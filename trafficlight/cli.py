@@ -84,9 +84,12 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules."""
+    from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
 
     cli.add_command(replay_command)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
 _register_commands()
