@@ -337,21 +337,24 @@ _READ_BYTES = 1 << 22
 _NEWLINE, _OPEN_BRACE, _CLOSE_BRACE = b"\n"[0], b"{"[0], b"}"[0]
 
 
-def _line_chunks(path: Path, chunk_lines: int) -> Iterator[bytes]:
-    """The file as chunks of whole lines, at most `chunk_lines` each (read in big blocks)."""
+def _line_chunks(path: Path, chunk_lines: int) -> Iterator[tuple[bytes, np.ndarray]]:
+    """The file as chunks of whole lines, at most `chunk_lines` each, with the offsets of their
+    newlines (found once per byte: the file is read in big blocks, scanned with numpy)."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
-        rest = b""
+        rest, rest_ends = b"", np.empty(0, np.int64)
         while block := fh.read(_READ_BYTES):
             buf = rest + block
-            ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == _NEWLINE)
+            found = np.flatnonzero(np.frombuffer(block, np.uint8) == _NEWLINE) + len(rest)
+            ends = np.concatenate((rest_ends, found))
             start = 0
-            for end in ends[chunk_lines - 1::chunk_lines].tolist():
-                yield buf[start:end + 1]
-                start = end + 1
-            rest = buf[start:]
+            for stop in range(chunk_lines, len(ends) + 1, chunk_lines):
+                chunk_ends = ends[stop - chunk_lines:stop]
+                yield buf[start:int(chunk_ends[-1]) + 1], chunk_ends - start
+                start = int(chunk_ends[-1]) + 1
+            rest, rest_ends = buf[start:], ends[len(ends) - len(ends) % chunk_lines:] - start
         if rest:
-            yield rest
+            yield rest, rest_ends
 
 
 def read_jsonl(
@@ -362,14 +365,15 @@ def read_jsonl(
     Rejects carry 1-based line numbers; blank lines are skipped.
     """
     first_line = 1
-    for chunk in _line_chunks(Path(path), chunk_lines):
-        decoded, lines = _decode_chunk(chunk, first_line, now_s)
+    for chunk, newlines in _line_chunks(Path(path), chunk_lines):
+        decoded, lines = _decode_chunk(chunk, newlines, first_line, now_s)
         first_line += lines
         yield decoded
 
 
-def _decode_chunk(chunk: bytes, first_line: int, now_s: float | None) -> tuple[Decoded, int]:
-    """One chunk of whole lines decoded, and how many lines it had.
+def _decode_chunk(chunk: bytes, newlines: np.ndarray, first_line: int,
+                  now_s: float | None) -> tuple[Decoded, int]:
+    """One chunk of whole lines (`newlines`: their offsets) decoded, and how many lines it had.
 
     Fast path: one `decode_lines` call. It is lax (values may span lines or share one), so its
     result counts only when every line starts with `{` and ends with `}` and there are as many
@@ -378,7 +382,7 @@ def _decode_chunk(chunk: bytes, first_line: int, now_s: float | None) -> tuple[D
     event spans lines, none is missing, so none shares a line. Otherwise, line by line.
     """
     data = np.frombuffer(chunk, np.uint8)
-    ends = np.flatnonzero(data == _NEWLINE)
+    ends = newlines
     if not len(ends) or ends[-1] != len(chunk) - 1:
         ends = np.append(ends, len(chunk))
     starts = np.concatenate(([0], ends[:-1] + 1))

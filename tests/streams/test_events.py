@@ -3,12 +3,14 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from unittest import mock
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import streams.events as events_module
 from streams.events import (
     RoutingEvent,
     decode_record,
@@ -154,13 +156,15 @@ def _lines(draw: st.DrawFn) -> list[bytes]:
     return out
 
 
-@given(lines=_lines(), chunk_lines=st.integers(1, 5))
+@given(lines=_lines(), chunk_lines=st.integers(1, 5), read_bytes=st.integers(1, 400))
 @settings(max_examples=300, deadline=None)
 def test_reading_a_file_agrees_with_decoding_each_line_alone(
-        tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], chunk_lines: int) -> None:
+        tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], chunk_lines: int,
+        read_bytes: int) -> None:
     path = tmp_path_factory.mktemp("jsonl") / "events.jsonl"
     path.write_bytes(b"\n".join(lines))
-    chunks = list(read_jsonl(path, chunk_lines=chunk_lines))
+    with mock.patch.object(events_module, "_READ_BYTES", read_bytes):  # blocks cut lines
+        chunks = list(read_jsonl(path, chunk_lines=chunk_lines))
     got = ([e for c in chunks for e in c.events.events()],
            [r.line for c in chunks for r in c.rejects])
     assert got == _reference(lines)
