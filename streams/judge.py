@@ -281,7 +281,7 @@ class Judge:
                         self._fast_stats(target, at_s), limits)
             state = self.states.get(domain, DecisionState())
             decision, self.states[domain], why = decide(
-                judged.get("unified"), judged.get("legacy"), state, self.settings)
+                judged.get("unified"), judged.get("legacy"), state, self.settings, limits)
             for routed_to, judgement in judged.items():
                 reasons = tuple(dict.fromkeys((*judgement.reasons, *why)))
                 verdicts.append(Verdict.of(domain, routed_to, judgement, decision, reasons))
