@@ -135,35 +135,37 @@ class EventEmitter:
     async def _send_forever(self) -> None:
         retry_s = _RETRY_FIRST_S
         while True:
+            if await self._send_next():
+                retry_s = _RETRY_FIRST_S
+                continue
+            self.send_failures += 1
+            await asyncio.sleep(retry_s)
+            retry_s = min(retry_s * 2, _RETRY_MAX_S)
+
+    async def _send_next(self) -> bool:
+        """Deliver the oldest chunk, or wait for one; False when it must be retried."""
+        try:
             chunk, from_memory = self._next_chunk()
             if not chunk:
                 self._wake.clear()
                 await self._wake.wait()
-                continue
-            if await self._send(chunk):
-                self._delivered(chunk, from_memory)
-                retry_s = _RETRY_FIRST_S
-            else:
-                self.send_failures += 1
-                await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, _RETRY_MAX_S)
-
-    async def _send(self, chunk: list[Record]) -> bool:
-        """Send a chunk and wait for every acknowledgement; False if any failed (all resent)."""
-        try:
-            producer = await self._ready_producer()
-            acks = [await producer.send(self.topic, record.value, key=record.key)
-                    for record in chunk]
-            await asyncio.gather(*acks)
+                return True
+            await self._send(chunk)
+            self._delivered(chunk, from_memory)
         except (KafkaError, OSError) as exc:
             log.warning("routing events not delivered yet (%s); retrying", type(exc).__name__)
             return False
         except Exception:
-            # Anything else is a bug, but the sender must outlive it or events pile up unsent.
+            # A bug, but the sender must outlive it or events pile up unsent.
             log.exception("routing events: unexpected error while sending; retrying")
-            self._producer = None
             return False
         return True
+
+    async def _send(self, chunk: list[Record]) -> None:
+        """Send a chunk and wait for every acknowledgement; on any failure all are resent."""
+        producer = await self._ready_producer()
+        acks = [await producer.send(self.topic, record.value, key=record.key) for record in chunk]
+        await asyncio.gather(*acks)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -10,11 +10,14 @@ survive a router crash, not a host crash.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">III")
 
@@ -88,10 +91,13 @@ class Spool:
         """Write one record; False (nothing written) when that would pass ``max_bytes``."""
         if self._unread_bytes + record.size > self.max_bytes:
             return False
-        self._writer.write(_HEADER.pack(len(record.key), len(record.value), record.events))
-        self._writer.write(record.key)
-        self._writer.write(record.value)
-        self._writer.flush()
+        frame = _HEADER.pack(len(record.key), len(record.value), record.events)
+        try:
+            self._writer.write(frame + record.key + record.value)
+            self._writer.flush()
+        except OSError as exc:  # disk full, folder removed: the caller counts it as dropped
+            log.error("router event spool %s: cannot write (%s)", self._log_path, exc.strerror)
+            return False
         self._unread_bytes += record.size
         self.events += record.events
         return True
@@ -122,9 +128,13 @@ class Spool:
         self._save_offset()
 
     def _save_offset(self) -> None:
+        """Best effort: if it fails, a restart sends some delivered records again."""
         tmp = self._offset_path.with_suffix(".tmp")
-        tmp.write_text(str(self._read_offset))
-        os.replace(tmp, self._offset_path)
+        try:
+            tmp.write_text(str(self._read_offset))
+            os.replace(tmp, self._offset_path)
+        except OSError as exc:
+            log.warning("router event spool: cannot save the read position (%s)", exc.strerror)
 
     def close(self) -> None:
         self._writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,3 +104,29 @@ async def test_when_memory_and_spool_are_full_new_events_are_dropped_and_counted
     kept = emitter.buffered_events + emitter.spooled_events
     assert emitter.dropped_events == 10 - kept > 0
     await emitter.stop(drain_timeout_s=0)
+
+
+async def test_a_spool_folder_removed_under_a_running_router_does_not_stop_delivery(
+        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+    topic = unique_topic("spool-removed")
+    bootstrap = f"127.0.0.1:{unreachable_port}"
+    emitter = EventEmitter(bootstrap, topic, Spool(tmp_path / "spool", 1 << 20),
+                           batch_max_events=5, batch_linger_s=0.01, buffer_max_bytes=1_000,
+                           request_timeout_s=0.5)
+    await emitter.start()
+    for n in range(20):
+        emitter.emit(event("jobs", n))
+    shutil.rmtree(tmp_path / "spool")  # e.g. a cleanup job; the open files live on
+    for n in range(20, 40):
+        emitter.emit(event("jobs", n))
+        await asyncio.sleep(0.002)
+
+    broker = EmbeddedBroker(port=unreachable_port).start()
+    try:
+        await ensure_topics(bootstrap, {topic: 1})
+        records = await consume_events(bootstrap, topic, 40, timeout_s=60)
+        await emitter.stop()
+    finally:
+        broker.stop()
+    assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
+        f"jobs-{n}" for n in range(40))
