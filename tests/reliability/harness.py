@@ -31,11 +31,21 @@ from trafficlight.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+#: A password put into DATABASE_URL (the test servers trust local connections and ignore it):
+#: it must never show up in a log, a metric or a page.
+PASSWORD = "s3cr3t-Pa55w0rd-do-not-log"
+
+
+def with_password(url: str, password: str = PASSWORD) -> str:
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@", 1)
+
+
 #: The upstream's own latency: what a webhook costs without any router in the way.
 UPSTREAM_DELAY_MS = 5.0
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without service URLs (each child gets its own), plus ``extra``."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     env["PYTHONPATH"] = str(REPO_ROOT)
@@ -67,7 +77,7 @@ class UpstreamProcess:
         upstream = cls(free_port(), delay_ms)
         upstream.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.reliability.upstream", str(upstream.port),
-             str(delay_ms)], env=_child_env({}), cwd=REPO_ROOT,
+             str(delay_ms)], env=child_env({}), cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await wait_http_ok(f"{upstream.base}/seen")
         return upstream
@@ -127,7 +137,7 @@ class RouterProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trafficlight.cli", "router", "--config",
-             str(self.config_path)], env=_child_env(self.env), cwd=REPO_ROOT,
+             str(self.config_path)], env=child_env(self.env), cwd=REPO_ROOT,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         await wait_http_ok(f"{self.base}/healthz")

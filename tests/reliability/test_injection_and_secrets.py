@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.reliability.harness import RouterProcess, UpstreamProcess
+from tests.reliability.harness import PASSWORD, RouterProcess, UpstreamProcess, with_password
 from trafficlight.db import connect
 from trafficlight.services import free_port
 
@@ -92,13 +92,6 @@ async def test_a_reason_with_a_nul_byte_is_a_clean_error(database_url: str) -> N
         assert await conn.fetchval("SELECT count(*) FROM webhook_routing_config") == 1
     finally:
         await conn.close()
-
-
-PASSWORD = "s3cr3t-Pa55w0rd-do-not-log"
-
-
-def with_password(url: str, password: str = PASSWORD) -> str:
-    return url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@", 1)
 
 
 async def test_the_database_password_never_appears_in_logs_metrics_or_health(
