@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import UPSTREAM_DELAY_MS, UpstreamProcess
+from tests.reliability.harness import UPSTREAM_DELAY_MS, RouterProcess, UpstreamProcess
 from trafficlight.db import connect
 from trafficlight.kafka import ensure_topics
 from trafficlight.services import EmbeddedBroker
@@ -48,3 +49,18 @@ async def rollout_at_50(database_url: str) -> str:
     finally:
         await conn.close()
     return database_url
+
+
+@pytest.fixture
+async def spooling_router(tmp_path: Path, own_broker: EmbeddedBroker, upstream: UpstreamProcess,
+                          rollout_at_50: str,
+                          events_topic_on: Callable[[str], Awaitable[str]]
+                          ) -> AsyncIterator[tuple[RouterProcess, str]]:
+    """A router on the test's own broker at 50 %, and its events topic. Its memory buffer is
+    small (256 KiB), so a broker outage goes through the on-disk spool, not RAM."""
+    topic = await events_topic_on(own_broker.bootstrap_servers)
+    router = await RouterProcess.configure(
+        tmp_path, upstream, own_broker.bootstrap_servers, rollout_at_50, events_topic=topic,
+        buffer_max_bytes=256 * 1024).start()
+    yield router, topic
+    router.kill()  # only if the test left it running

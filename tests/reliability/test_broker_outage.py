@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -34,14 +33,11 @@ BEFORE_S, OUTAGE_S, AFTER_S = 10, 60, 10
 
 @pytest.mark.reliability
 async def test_a_60s_broker_outage_drops_no_webhook_and_loses_no_event(
-        tmp_path: Path, own_broker: EmbeddedBroker, upstream: UpstreamProcess,
-        rollout_at_50: str, events_topic_on: Callable[[str], Awaitable[str]],
+        own_broker: EmbeddedBroker, upstream: UpstreamProcess,
+        spooling_router: tuple[RouterProcess, str],
+        events_topic_on: Callable[[str], Awaitable[str]],
         capsys: pytest.CaptureFixture[str]) -> None:
-    topic = await events_topic_on(own_broker.bootstrap_servers)
-    # A small memory buffer, so the outage is carried by the on-disk spool, not by RAM.
-    router = await RouterProcess.configure(
-        tmp_path, upstream, own_broker.bootstrap_servers, rollout_at_50, events_topic=topic,
-        buffer_max_bytes=1 << 20).start()
+    router, topic = spooling_router
     load = Load(router.base, RATE_PER_S)
 
     # 1. Normal traffic; then everything the broker acknowledged is read before it stops.

@@ -4,6 +4,7 @@ Postgres is the test's own (it is stopped and started on the same port and data 
 While it is down the router keeps routing on the last config it read (50 %); afterwards the
 worker's sink catches up: ``webhook_routing_logs`` holds every answered webhook's event exactly
 once, and the stored bucket aggregates equal the no-fault run of the records on the topic.
+Neither process logs the database password while it reports the outage.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import (
+    PASSWORD,
     Load,
     RouterProcess,
     UpstreamProcess,
     no_fault_run,
     read_topic,
     stored_aggregates,
+    with_password,
 )
 from tests.streams.worker_harness import WorkerProcess, WorkerTopics
 from trafficlight.db import connect
@@ -58,10 +61,12 @@ async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exact
     suffix = uuid.uuid4().hex[:10]
     topics = WorkerTopics(f"pg-events-{suffix}", f"pg-verdicts-{suffix}", f"pg-worker-{suffix}")
     await ensure_topics(kafka_bootstrap, {topics.events: 2, topics.verdicts: 2})
+    # Both log their database errors during the outage: with a password in the URL to leak.
+    database_url = with_password(own_postgres.url)
     router = await RouterProcess.configure(tmp_path / "router", upstream, kafka_bootstrap,
-                                           own_postgres.url, events_topic=topics.events).start()
+                                           database_url, events_topic=topics.events).start()
     worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker.log",
-                           database_url=own_postgres.url)
+                           database_url=database_url)
     version = (await router.healthz())["config_version"]
     load = Load(router.base, RATE_PER_S, domains=ROLLOUT)
 
@@ -93,6 +98,7 @@ async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exact
         await conn.close()
     worker.stop()
     await router.stop()
+    logs_text = router.log_text() + worker.log_text()
 
     with capsys.disabled():
         print(f"\n[postgres outage] {len(load.outcomes)} webhooks at {RATE_PER_S}/s, Postgres "
@@ -108,3 +114,5 @@ async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exact
     assert stored_ids == answered
     assert (logs, distinct) == (len(answered), len(answered))
     assert buckets == expected_buckets
+    assert "unavailable" in router.log_text()  # the outage was seen and logged ...
+    assert PASSWORD not in logs_text  # ... without the password

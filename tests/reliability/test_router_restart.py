@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -29,13 +28,11 @@ CLEAN_FAILURES = {"ClientConnectorError", "ServerDisconnectedError", "ClientOSEr
 
 @pytest.mark.reliability
 async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_its_spool(
-        tmp_path: Path, own_broker: EmbeddedBroker, upstream: UpstreamProcess,
-        rollout_at_50: str, events_topic_on: Callable[[str], Awaitable[str]],
+        own_broker: EmbeddedBroker, upstream: UpstreamProcess,
+        spooling_router: tuple[RouterProcess, str],
+        events_topic_on: Callable[[str], Awaitable[str]],
         capsys: pytest.CaptureFixture[str]) -> None:
-    topic = await events_topic_on(own_broker.bootstrap_servers)
-    router = await RouterProcess.configure(
-        tmp_path, upstream, own_broker.bootstrap_servers, rollout_at_50, events_topic=topic,
-        buffer_max_bytes=256 * 1024).start()
+    router, topic = spooling_router
     load = Load(router.base, RATE_PER_S, timeout_s=30)
     traffic = asyncio.create_task(load.run(TOTAL_S))
 
