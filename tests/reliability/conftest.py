@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -18,6 +19,28 @@ async def upstream() -> AsyncIterator[UpstreamProcess]:
     running = await UpstreamProcess.start(delay_ms=UPSTREAM_DELAY_MS)
     yield running
     running.stop()
+
+
+class Killable(Protocol):
+    def kill(self) -> None: ...
+
+
+K = TypeVar("K", bound=Killable)
+
+
+@pytest.fixture
+def reap() -> Iterator[Callable[[K], K]]:
+    """``reap(process)``: killed at teardown if still running, so a failed test leaves no
+    router or worker behind to load the machine for the tests after it."""
+    started: list[Killable] = []
+
+    def register(process: K) -> K:
+        started.append(process)
+        return process
+
+    yield register
+    for process in started:
+        process.kill()
 
 
 @pytest.fixture

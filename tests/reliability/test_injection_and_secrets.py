@@ -9,6 +9,7 @@ is unreachable), not in /metrics, not in /healthz.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -96,14 +97,14 @@ async def test_a_reason_with_a_nul_byte_is_a_clean_error(database_url: str) -> N
 
 async def test_the_database_password_never_appears_in_logs_metrics_or_health(
         tmp_path: Path, database_url: str, kafka_bootstrap: str,
-        upstream: UpstreamProcess) -> None:
+        upstream: UpstreamProcess, reap: Callable[[RouterProcess], RouterProcess]) -> None:
     # The test server trusts local connections, so the password is accepted and unused.
-    good = await RouterProcess.configure(tmp_path / "good", upstream, kafka_bootstrap,
-                                         with_password(database_url)).start()
+    good = reap(await RouterProcess.configure(tmp_path / "good", upstream, kafka_bootstrap,
+                                              with_password(database_url)).start())
     # And one whose database is unreachable: it logs its retries.
     unreachable_url = with_password(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    bad = await RouterProcess.configure(tmp_path / "bad", upstream, kafka_bootstrap,
-                                        unreachable_url).start()
+    bad = reap(await RouterProcess.configure(tmp_path / "bad", upstream, kafka_bootstrap,
+                                             unreachable_url).start())
     await asyncio.sleep(3)  # a few reconnect attempts
     exposed = [await p.metrics() + orjson.dumps(await p.healthz()).decode()
                for p in (good, bad)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,10 @@ async def wrk(url: str, connections: int, duration_s: int, delay_ms: float = 0) 
 @pytest.mark.reliability
 async def test_twice_the_sustainable_rate_for_60s_leaves_the_router_up_and_bounded(
         tmp_path: Path, kafka_bootstrap: str, rollout_at_50: str, upstream: UpstreamProcess,
+        reap: Callable[[RouterProcess], RouterProcess],
         capsys: pytest.CaptureFixture[str]) -> None:
-    router = await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
-                                           rollout_at_50).start()
+    router = reap(await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
+                                                rollout_at_50).start())
     measured = await wrk(router.base, connections=32, duration_s=8)
     rate = measured["statuses"].get("200", 0) / measured["duration_s"]
     idle_rss = router.rss_bytes

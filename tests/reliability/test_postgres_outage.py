@@ -13,8 +13,9 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,16 +58,18 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
 
 async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exactly(
         tmp_path: Path, kafka_bootstrap: str, own_postgres: EmbeddedPostgres,
-        upstream: UpstreamProcess, capsys: pytest.CaptureFixture[str]) -> None:
+        upstream: UpstreamProcess, reap: Callable[[Any], Any],
+        capsys: pytest.CaptureFixture[str]) -> None:
     suffix = uuid.uuid4().hex[:10]
     topics = WorkerTopics(f"pg-events-{suffix}", f"pg-verdicts-{suffix}", f"pg-worker-{suffix}")
     await ensure_topics(kafka_bootstrap, {topics.events: 2, topics.verdicts: 2})
     # Both log their database errors during the outage: with a password in the URL to leak.
     database_url = with_password(own_postgres.url)
-    router = await RouterProcess.configure(tmp_path / "router", upstream, kafka_bootstrap,
-                                           database_url, events_topic=topics.events).start()
-    worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker.log",
-                           database_url=database_url)
+    router = reap(await RouterProcess.configure(
+        tmp_path / "router", upstream, kafka_bootstrap, database_url,
+        events_topic=topics.events).start())
+    worker = reap(WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker.log",
+                                database_url=database_url))
     version = (await router.healthz())["config_version"]
     load = Load(router.base, RATE_PER_S, domains=ROLLOUT)
 

@@ -123,7 +123,7 @@ class VerdictReader:
 
 async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_faults(
         tmp_path: Path, kafka_bootstrap: str, database_url: str,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        reap: Callable[[WorkerProcess], WorkerProcess], capsys: pytest.CaptureFixture[str]) -> None:
     suffix = uuid.uuid4().hex[:10]
     topics = WorkerTopics(f"faults-events-{suffix}", f"faults-verdicts-{suffix}",
                           f"faults-worker-{suffix}")
@@ -137,8 +137,8 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
     reader = await VerdictReader(kafka_bootstrap, topics.verdicts).start()
 
     def worker(name: str) -> WorkerProcess:
-        return WorkerProcess(kafka_bootstrap, topics, tmp_path / f"{name}.log",
-                             database_url=database_url)
+        return reap(WorkerProcess(kafka_bootstrap, topics, tmp_path / f"{name}.log",
+                                  database_url=database_url))
 
     # 1. One worker; kill -9 while it is working through the first third.
     first = worker("first")
