@@ -181,6 +181,10 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
               f"({distinct} distinct); buckets {len(buckets)} of {len(expected_buckets)} equal")
 
     differing = sorted({verdict_key(orjson.loads(v)) for v in set(published) ^ reference})
-    assert set(published) == reference, f"verdicts differ at {differing[:5]}"
+    first = differing[0] if differing else None
+    assert set(published) == reference, (
+        f"{len(differing)} verdicts differ; at {first}: published "
+        f"{[v for v in reader.values if verdict_key(v) == first]}, no-fault run "
+        f"{[v for v in expected_verdicts if verdict_key(v) == first]}")
     assert (logs, distinct) == (len(events), len(events))
     assert buckets == expected_buckets
