@@ -50,16 +50,30 @@ def counts_index(values_us: np.ndarray) -> np.ndarray:
 
 
 class LatencyHistogram:
-    """Counts of response times; `counts[i]` is HDR slot i. Mutable, merge in place."""
+    """Counts of response times; `counts[i]` is HDR slot i. Mutable, merge in place.
 
-    __slots__ = ("counts",)
+    Cumulative counts and percentiles are kept until the next change through these methods: a
+    window is judged every step but changes far less often (sparse traffic, long replays).
+    """
+
+    __slots__ = ("_cumulative", "_percentiles", "counts")
 
     def __init__(self, counts: np.ndarray | None = None) -> None:
         self.counts = np.zeros(COUNTS_LEN, np.int64) if counts is None else counts
+        self._changed()
+
+    def _changed(self) -> None:
+        self._cumulative: np.ndarray | None = None
+        self._percentiles: dict[tuple[float, ...], tuple[float | None, ...]] = {}
 
     @property
     def total_count(self) -> int:
-        return int(self.counts.sum())
+        return int(self._cumulative_counts()[-1])
+
+    def _cumulative_counts(self) -> np.ndarray:
+        if self._cumulative is None:
+            self._cumulative = np.cumsum(self.counts)
+        return self._cumulative
 
     def record_many(self, response_time_ms: np.ndarray) -> int:
         """Record a batch of latencies in ms; returns how many were clamped into range."""
@@ -69,15 +83,18 @@ class LatencyHistogram:
         clamped = np.clip(values_us, LOWEST_US, HIGHEST_US)
         outside = int(np.count_nonzero(clamped != values_us))
         self.counts += np.bincount(counts_index(clamped), minlength=COUNTS_LEN)
+        self._changed()
         return outside
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other`'s counts: the histogram of the union of both samples."""
         self.counts += other.counts
+        self._changed()
 
     def subtract(self, other: LatencyHistogram) -> None:
         """Remove a sample merged earlier (sliding sums); counts stay exact integers."""
         self.counts -= other.counts
+        self._changed()
 
     def copy(self) -> LatencyHistogram:
         return LatencyHistogram(self.counts.copy())
@@ -90,7 +107,13 @@ class LatencyHistogram:
 
     def percentiles_ms(self, *percentiles: float) -> tuple[float | None, ...]:
         """HDR `get_value_at_percentile` for each, in ms; None for an empty histogram."""
-        cumulative = np.cumsum(self.counts)
+        found = self._percentiles.get(percentiles)
+        if found is None:
+            found = self._percentiles[percentiles] = self._compute_percentiles_ms(percentiles)
+        return found
+
+    def _compute_percentiles_ms(self, percentiles: tuple[float, ...]) -> tuple[float | None, ...]:
+        cumulative = self._cumulative_counts()
         total = int(cumulative[-1])
         if total == 0:
             return tuple(None for _ in percentiles)

@@ -8,15 +8,17 @@ reached T is ingested. A gap in traffic longer than the window evaluates only th
 the last window before the new event time.
 
 State is serialisable in pieces for Faust tables: each `BucketAggregate` (`to_bytes`), each
-domain's `DecisionState` (`to_dict`); `take_dirty()` says which buckets changed.
+domain's `DecisionState` (`to_dict`), and the far-future event held for confirmation
+(`pending_events()`, JSON-ready); `take_dirty()` says which buckets changed.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -203,17 +205,18 @@ class Judge:
         return verdicts
 
     def _codes_of(self, batch: EventBatch) -> np.ndarray:
+        """Each event's target as a small int (new targets get the next codes)."""
         codes = self._codes
-        pairs = list(zip(batch.domain, batch.routed_to, strict=True))
         try:
-            return np.array([codes[p] for p in pairs], dtype=np.int64)
+            pairs = zip(batch.domain, batch.routed_to, strict=True)
+            return np.fromiter(map(codes.__getitem__, pairs), np.int64, len(batch))
         except KeyError:
-            for p in pairs:
+            for p in zip(batch.domain, batch.routed_to, strict=True):
                 if p not in codes:
                     codes[p] = len(self._keys)
                     self._keys.append(p)
                     self._targets[p] = _Target()
-            return np.array([codes[p] for p in pairs], dtype=np.int64)
+            return self._codes_of(batch)
 
     def _add(self, batch: EventBatch, codes: np.ndarray, before: np.ndarray,
              lo: int, hi: int) -> None:
@@ -278,7 +281,7 @@ class Judge:
                         self._fast_stats(target, at_s), limits)
             state = self.states.get(domain, DecisionState())
             decision, self.states[domain], why = decide(
-                judged.get("unified"), judged.get("legacy"), state, self.settings)
+                judged.get("unified"), judged.get("legacy"), state, self.settings, limits)
             for routed_to, judgement in judged.items():
                 reasons = tuple(dict.fromkeys((*judgement.reasons, *why)))
                 verdicts.append(Verdict.of(domain, routed_to, judgement, decision, reasons))
@@ -324,8 +327,9 @@ class Judge:
             requests += int(bucket.requests_by_s[lo:hi].sum())
             errors += int(bucket.errors_by_s[lo:hi].sum())
             histograms.append(bucket.histogram)
-        return self._stats(at_s - fast_s, at_s, requests, errors,
-                           LatencyHistogram.merged(histograms))
+        # One bucket (most steps): its own histogram, read only, whose percentiles are cached.
+        histogram = histograms[0] if len(histograms) == 1 else LatencyHistogram.merged(histograms)
+        return self._stats(at_s - fast_s, at_s, requests, errors, histogram)
 
     @staticmethod
     def _stats(start_s: float, end_s: float, requests: int, errors: int,
@@ -351,12 +355,31 @@ class Judge:
             for bucket in target.buckets.values():
                 yield domain, routed_to, bucket
 
+    def pending_events(self) -> list[dict[str, Any]]:
+        """The event held by the far-future guard ([] or one), as JSON-ready fields.
+
+        Persist it with the rest of the state: the record it came in is already committed, so
+        after a restart nothing else would bring it back to be confirmed or dropped.
+        """
+        held = self._held
+        if held is None:
+            return []
+        return [{"ts": float(ts), "domain": domain, "routed_to": routed_to,
+                 "response_time_ms": float(ms), "status": "error" if err else "success",
+                 "label": label}
+                for ts, domain, routed_to, ms, err, label in zip(
+                    held.ts_s.tolist(), held.domain, held.routed_to,
+                    held.response_time_ms.tolist(), held.is_error.tolist(), held.label,
+                    strict=True)]
+
     def restore(self, event_time_s: float | None,
                 buckets: list[tuple[str, str, BucketAggregate]],
-                states: dict[str, DecisionState]) -> None:
+                states: dict[str, DecisionState],
+                pending: Sequence[dict[str, Any]] = ()) -> None:
         """Rebuild a fresh judge from persisted pieces (worker restart)."""
         for domain, routed_to, bucket in buckets:
             self._merge_bucket((domain, routed_to), bucket)
         self._dirty.clear()
         self.states.update(states)
         self.watermark.event_time_s = event_time_s
+        self._held = EventBatch.from_records(list(pending)) if pending else None

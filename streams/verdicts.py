@@ -17,14 +17,15 @@ Decision per domain (`decide`), a ladder of guards like Flagger's canary tick; s
 small `DecisionState` value:
 healthy -> proceed, warning -> hold, insufficient_data -> hold, critical -> rollback after
 `rollback_after` consecutive critical evaluations (hold until then); a regression legacy shares
-(legacy critical too: the provider is down) -> hold; once rolled back the decision stays
+(legacy critical too, or unified's error rate not significantly above legacy's over the same
+window: the provider is down) -> hold; once rolled back the decision stays
 rollback until `recover_after` consecutive healthy evaluations.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -69,11 +70,24 @@ class WindowStats:
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """A target's verdict, why, and the window figures that decided it."""
+    """A target's verdict, why, and the window figures that decided it.
+
+    ``windows`` holds every window judged (trailing and fast), so `decide` can compare unified
+    with legacy over the same span.
+    """
 
     health: Health
     reasons: tuple[str, ...]
     stats: WindowStats
+    windows: tuple[WindowStats, ...] = ()
+
+    def window_like(self, other: WindowStats) -> WindowStats | None:
+        """This target's figures over a window as long as ``other``'s, if judged."""
+        span = other.window_end_s - other.window_start_s
+        for window in self.windows or (self.stats,):
+            if window.window_end_s - window.window_start_s == span:
+                return window
+        return None
 
 
 def wilson_lower_pct(errors: int, requests: int, z: float) -> float:
@@ -116,7 +130,38 @@ def judge_window(stats: WindowStats, limits: Thresholds) -> Judgement:
 def judge_target(slow: WindowStats, fast: WindowStats, limits: Thresholds) -> Judgement:
     """The worse of the trailing and fast windows' verdicts (the trailing one on ties)."""
     slow_j, fast_j = judge_window(slow, limits), judge_window(fast, limits)
-    return fast_j if _SEVERITY[fast_j.health] > _SEVERITY[slow_j.health] else slow_j
+    worse = fast_j if _SEVERITY[fast_j.health] > _SEVERITY[slow_j.health] else slow_j
+    return replace(worse, windows=(slow, fast))
+
+
+def error_rate_excess_z(unified: WindowStats, legacy: WindowStats) -> float:
+    """One-sided two-proportion z statistic: how surely unified's error rate exceeds legacy's."""
+    if unified.requests == 0 or legacy.requests == 0:
+        return 0.0
+    pooled = (unified.errors + legacy.errors) / (unified.requests + legacy.requests)
+    variance = pooled * (1 - pooled) * (1 / unified.requests + 1 / legacy.requests)
+    if variance == 0:
+        return 0.0
+    return (unified.error_pct - legacy.error_pct) / 100.0 / math.sqrt(variance)
+
+
+def shares_regression(unified: Judgement, legacy: Judgement | None, limits: Thresholds) -> bool:
+    """Legacy shows the regression too, so its cause lies upstream of both targets.
+
+    Legacy critical is enough. Otherwise, over the window that made unified critical: legacy
+    has enough traffic and errors of its own, and unified's error rate is not significantly
+    above legacy's (two-proportion z-test at ``confidence_z``). Comparing verdicts alone is
+    not enough: during a shared outage both are noisy, and the moment one dips below the line
+    would blame unified.
+    """
+    if legacy is None:
+        return False
+    if legacy.health is Health.CRITICAL:
+        return True
+    peer = legacy.window_like(unified.stats)
+    if peer is None or peer.requests < limits.min_requests or peer.errors < limits.min_errors:
+        return False
+    return error_rate_excess_z(unified.stats, peer) < limits.confidence_z
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +185,7 @@ def decide(
     legacy: Judgement | None,
     state: DecisionState,
     settings: JudgeSettings,
+    limits: Thresholds,
 ) -> tuple[Decision, DecisionState, tuple[str, ...]]:
     """One domain's decision at one evaluation, the next state, and why."""
     rolled_back = state.rolled_back
@@ -147,12 +193,11 @@ def decide(
     if unified is None or unified.health is Health.INSUFFICIENT_DATA:
         decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
         return decision, DecisionState(0, 0, rolled_back), ("unified: insufficient data",)
-    # 2. Legacy is critical too: a shared regression (provider down) is not unified's fault.
-    if (unified.health is Health.CRITICAL and legacy is not None
-            and legacy.health is Health.CRITICAL):
+    # 2. Legacy has it too: a shared regression (provider down) is not unified's fault.
+    if unified.health is Health.CRITICAL and shares_regression(unified, legacy, limits):
         decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
         return decision, DecisionState(0, 0, rolled_back), (
-            "shared regression: legacy is critical too", *unified.reasons)
+            "shared regression: legacy shows it too", *unified.reasons)
     # 3. Unified critical: rollback after `rollback_after` consecutive evaluations.
     if unified.health is Health.CRITICAL:
         streak = state.critical_streak + 1
@@ -201,8 +246,11 @@ class Verdict:
                    judgement.health.value, decision.value, reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC JSON object (times as float epoch seconds, reasons as a list)."""
-        out = asdict(self)
+        """The SPEC JSON object (times as float epoch seconds, reasons as a list).
+
+        Field by field, not `asdict`: its deep copies made up most of replay's output time.
+        """
+        out = {name: getattr(self, name) for name in self.__slots__}
         out["reasons"] = list(self.reasons)
         return out
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -41,8 +44,20 @@ def _containers() -> Iterator[TestServices]:
         yield TestServices(kafka.get_bootstrap_server(), url)
 
 
+@pytest.fixture
+def service_dir() -> Iterator[Path]:
+    """A data folder for an embedded service, outside pytest's tmp tree.
+
+    Postgres runs as another user when we are root, and every pytest run resets its own tmp
+    root to mode 0700, which would lock a concurrent run's Postgres out of its data.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="trafficlight-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def test_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServices]:
+def test_services() -> Iterator[TestServices]:
     env_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     env_db = os.environ.get("DATABASE_URL")
     if env_kafka and env_db:
@@ -53,7 +68,7 @@ def test_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServ
     else:
         from trafficlight.services import embedded_services
 
-        with embedded_services(tmp_path_factory.mktemp("services")) as running:
+        with embedded_services() as running:
             yield TestServices(running.bootstrap_servers, running.database_url)
 
 

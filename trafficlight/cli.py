@@ -84,11 +84,16 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules."""
+    from router.command import router_command
+    from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
     from trafficlight.worker_command import worker_command
 
     cli.add_command(replay_command)
+    cli.add_command(router_command)
     cli.add_command(worker_command)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
 _register_commands()

@@ -15,6 +15,12 @@ class ConfigError(TrafficlightError):
     exit_code = 2
 
 
+class InvalidInput(TrafficlightError):
+    """An argument a user typed is malformed, out of range or names something unknown."""
+
+    exit_code = 2
+
+
 class DatabaseUnavailable(TrafficlightError):
     """DATABASE_URL is unreachable, refused us, or is not a Postgres URL."""
 

@@ -1,8 +1,9 @@
 """`trafficlight replay`: what given thresholds would have decided, through the worker's judge.
 
-Input is a JSONL(.gz) file streamed in chunks (flat memory) or the events topic scanned from the
-beginning of every partition (no offsets-for-times) up to the end offsets seen at start, with
-one `Judge` per partition as the worker has. Events outside `--since/--until` are skipped.
+Input is a JSONL(.gz) file or the events topic scanned from the beginning of every partition
+(no offsets-for-times) up to the end offsets seen at start (or until `--until` is passed), with
+one `Judge` per partition as the worker has. Both stream: memory stays flat however long the
+input. Events outside `--since/--until` are skipped.
 Several `--thresholds` files run side by side over the same decoded events.
 
 Output: `jsonl` is one verdict per line per (domain, routed_to) per evaluation (with a
@@ -157,28 +158,48 @@ def _track_incidents(batch: EventBatch, incidents: dict[tuple[str, str], Inciden
             found.start_s, found.end_s = min(found.start_s, ts), max(found.end_s, ts)
 
 
+class Replay:
+    """Each thresholds set's judges (one per partition) fed batch by batch; jsonl to `emit`.
+
+    Incremental, so file and topic input both stream: nothing but the judges' windows is kept.
+    """
+
+    def __init__(self, sets: list[ThresholdSet], emit: IO[bytes] | None) -> None:
+        self.sets = sets
+        self.emit = emit
+        self.summaries = [SetSummary(s.name, s.settings.step_s) for s in sets]
+        self._judges: list[dict[int, Judge]] = [{} for _ in sets]
+        self._incidents: dict[tuple[str, str], Incident] = {}
+
+    def feed(self, partition: int, batch: EventBatch) -> None:
+        """The next events of `partition`, in its order."""
+        _track_incidents(batch, self._incidents)
+        tag = len(self.sets) > 1
+        for thresholds, by_partition, summary in zip(
+                self.sets, self._judges, self.summaries, strict=True):
+            judge = by_partition.get(partition)
+            if judge is None:
+                judge = by_partition[partition] = Judge(thresholds)
+            verdicts = judge.ingest(batch)
+            summary.observe(verdicts)
+            if self.emit is not None and verdicts:
+                self.emit.write(b"".join(_verdict_line(v, thresholds.name if tag else None)
+                                         for v in verdicts))
+
+    def incidents(self) -> list[Incident]:
+        return sorted(self._incidents.values(), key=lambda i: (i.start_s, i.domain))
+
+
 def replay(
     partitions: Iterable[tuple[int, EventBatch]],
     sets: list[ThresholdSet],
     emit: IO[bytes] | None,
 ) -> tuple[list[SetSummary], list[Incident]]:
     """Run each set's judges over the batches (partition, events); write jsonl to `emit`."""
-    judges: list[dict[int, Judge]] = [{} for _ in sets]
-    summaries = [SetSummary(s.name, s.settings.step_s) for s in sets]
-    incidents: dict[tuple[str, str], Incident] = {}
-    tag = len(sets) > 1
+    run = Replay(sets, emit)
     for partition, batch in partitions:
-        _track_incidents(batch, incidents)
-        for thresholds, by_partition, summary in zip(sets, judges, summaries, strict=True):
-            judge = by_partition.get(partition)
-            if judge is None:
-                judge = by_partition[partition] = Judge(thresholds)
-            verdicts = judge.ingest(batch)
-            summary.observe(verdicts)
-            if emit is not None and verdicts:
-                emit.write(b"".join(_verdict_line(v, thresholds.name if tag else None)
-                                    for v in verdicts))
-    return summaries, sorted(incidents.values(), key=lambda i: (i.start_s, i.domain))
+        run.feed(partition, batch)
+    return run.summaries, run.incidents()
 
 
 def _verdict_line(verdict: Verdict, set_name: str | None) -> bytes:
@@ -196,8 +217,17 @@ def file_batches(path: Path, rejects: RejectLog, since_s: float | None,
         yield 0, _in_range(decoded.events, since_s, until_s)
 
 
-async def _scan_topic(bootstrap: str, topic: str) -> AsyncIterator[tuple[int, bytes | None]]:
-    """Every record of `topic` from the beginning to the end offsets seen at start."""
+async def topic_batches(bootstrap: str, topic: str, rejects: RejectLog,
+                        since_s: float | None, until_s: float | None, settle_s: float = 0.0,
+                        ) -> AsyncIterator[tuple[int, EventBatch]]:
+    """The topic's records decoded, per partition in offset order, streamed (not held).
+
+    Every partition is read from its beginning (no offsets-for-times) to the end offset seen
+    at start. With `until_s`, a partition also stops once two records in a row hold only
+    events at or after `until_s + settle_s` (grace plus a bucket): an event before `until_s`
+    read after that would be too late for any window, and two, not one, so that a single
+    far-future record (a time outlier to the judge) does not end the scan early.
+    """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
@@ -210,29 +240,32 @@ async def _scan_topic(bootstrap: str, topic: str) -> AsyncIterator[tuple[int, by
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         remaining = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items()
-                     if end > 0}
+                     if await consumer.position(tp) < end}
+        beyond_until = dict.fromkeys(remaining, 0)
         while remaining:
             fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
             for tp, records in fetched.items():
                 for record in records:
-                    if record.offset < remaining.get(tp, 0):
-                        yield tp.partition, record.value
-                if records and records[-1].offset + 1 >= remaining.get(tp, 0):
-                    remaining.pop(tp, None)
+                    if tp not in remaining or record.offset >= remaining[tp]:
+                        break
+                    decoded = decode_record(record.value)
+                    rejects.add(decoded)
+                    yield tp.partition, _in_range(decoded.events, since_s, until_s)
+                    ts_s = decoded.events.ts_s
+                    if until_s is not None and len(ts_s):
+                        late = ts_s.min() >= until_s + settle_s
+                        beyond_until[tp] = beyond_until[tp] + 1 if late else 0
+                        if beyond_until[tp] >= 2:
+                            del remaining[tp]
+                if tp in remaining and await consumer.position(tp) >= remaining[tp]:
+                    del remaining[tp]
     finally:
         await consumer.stop()
 
 
-async def read_topic_batches(bootstrap: str, topic: str, rejects: RejectLog,
-                             since_s: float | None, until_s: float | None,
-                             ) -> list[tuple[int, EventBatch]]:
-    """Records of the topic decoded per partition, in offset order (held in memory)."""
-    out = []
-    async for partition, value in _scan_topic(bootstrap, topic):
-        decoded = decode_record(value)
-        rejects.add(decoded)
-        out.append((partition, _in_range(decoded.events, since_s, until_s)))
-    return out
+async def replay_topic(run: Replay, batches: AsyncIterator[tuple[int, EventBatch]]) -> None:
+    async for partition, batch in batches:
+        run.feed(partition, batch)
 
 
 def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
@@ -289,19 +322,22 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     sets = [replace(s, settings=replace(s.settings, **overrides)) for s in sets]
     since_s, until_s = parse_time_s(since), parse_time_s(until)
     rejects = RejectLog(strict, source)
+    out = sys.stdout.buffer
+    run = Replay(sets, out if fmt == "jsonl" else None)
     if source == "kafka":
         bootstrap = settings.kafka_bootstrap_servers()
         if bootstrap is None:
             raise ConfigError("--input kafka needs KAFKA_BOOTSTRAP_SERVERS")
-        batches: Iterable[tuple[int, EventBatch]] = asyncio.run(
-            read_topic_batches(bootstrap, topic, rejects, since_s, until_s))
+        settle_s = max(s.settings.grace_s + s.settings.bucket_s for s in sets)
+        asyncio.run(replay_topic(run, topic_batches(
+            bootstrap, topic, rejects, since_s, until_s, settle_s)))
     else:
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"{source}: no such file")
-        batches = file_batches(path, rejects, since_s, until_s)
-    out = sys.stdout.buffer
-    summaries, incidents = replay(batches, sets, out if fmt == "jsonl" else None)
+        for partition, batch in file_batches(path, rejects, since_s, until_s):
+            run.feed(partition, batch)
+    summaries, incidents = run.summaries, run.incidents()
     if fmt == "table":
         click.echo(comparison_table(summaries, incidents, sets[0].settings.window_s))
     else:

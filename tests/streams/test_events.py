@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
+from unittest import mock
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import streams.events as events_module
 from streams.events import (
     RoutingEvent,
     decode_record,
@@ -77,3 +82,89 @@ def test_jsonl_gz_corrupt_lines_are_reported_with_their_line_numbers(tmp_path: P
     chunks = list(read_jsonl(path, chunk_lines=3))
     assert sum(len(c.events) for c in chunks) == 4
     assert [r.line for c in chunks for r in c.rejects] == [3]
+
+
+def _jsonl(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_events_read_from_a_file_convert_to_routing_events(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [orjson.dumps(GOOD)])
+    assert [e for c in read_jsonl(path) for e in c.events.events()] == [RoutingEvent(**GOOD)]
+
+
+@pytest.mark.parametrize("comma", ["first line", "second line", "dropped"])
+@pytest.mark.parametrize("between", [b",", b" ", b""])
+def test_lines_that_parse_together_but_not_alone_are_each_reported(
+        tmp_path: Path, comma: str, between: bytes) -> None:
+    # One event split over lines 2-3 and two events on line 4: the chunk may parse in one call
+    # with as many events as lines, yet lines 2, 3 and 4 are corrupt.
+    event = orjson.dumps(GOOD)
+    at = event.index(b',"domain"')
+    first, second = {"first line": (event[:at + 1], event[at + 1:]),
+                     "second line": (event[:at], event[at:]),
+                     "dropped": (event[:at], event[at + 1:])}[comma]
+    lines = [event, first, second, event + between + event, event]
+    decoded = list(read_jsonl(_jsonl(tmp_path, lines)))
+    assert sum(len(c.events) for c in decoded) == 2
+    assert [r.line for c in decoded for r in c.rejects] == [2, 3, 4]
+
+
+def _reference(lines: list[bytes]) -> tuple[list[RoutingEvent], list[int]]:
+    """Each line decoded and validated on its own: what `read_jsonl` must agree with."""
+    events, bad_lines = [], []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            bad_lines.append(n)
+            continue
+        if validate_event(obj) is None:
+            events.append(decode_record(line).events.events()[0])
+        else:
+            bad_lines.append(n)
+    return events, bad_lines
+
+
+_ODD_VALUES = st.sampled_from(
+    [None, True, 0, -1, 2**63 + 5, 2**64, 1.5, "", "x", "unified", "error", [], {}])
+_FIELDS = sorted({*GOOD, "label", "extra"})
+
+
+@st.composite
+def _lines(draw: st.DrawFn) -> list[bytes]:
+    """Valid lines mixed with odd values, missing and unknown fields, and broken framing."""
+    out: list[bytes] = []
+    for i in range(draw(st.integers(1, 12))):
+        event = {**GOOD, "event_id": f"e{i}", "ts": T0 + i}
+        kind = draw(st.sampled_from(["good", "good", "value", "missing", "frame"]))
+        if kind == "value":
+            event[draw(st.sampled_from(_FIELDS))] = draw(_ODD_VALUES)
+        if kind == "missing":
+            del event[draw(st.sampled_from(sorted(GOOD)))]
+        line = json.dumps(event, separators=(",", ":")).encode()  # orjson refuses 2**64
+        if kind == "frame":
+            cut = draw(st.integers(0, len(line)))
+            line = draw(st.sampled_from([
+                line[:cut], line[:cut] + b"\n" + line[cut:], line + b"," + line,
+                line + b" " + line, b" " + line, line + b"\r", b"", b"[" + line + b"]"]))
+        out.extend(line.split(b"\n"))
+    return out
+
+
+@given(lines=_lines(), chunk_lines=st.integers(1, 5), read_bytes=st.integers(1, 400))
+@settings(max_examples=300, deadline=None)
+def test_reading_a_file_agrees_with_decoding_each_line_alone(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], chunk_lines: int,
+        read_bytes: int) -> None:
+    path = tmp_path_factory.mktemp("jsonl") / "events.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    with mock.patch.object(events_module, "_READ_BYTES", read_bytes):  # blocks cut lines
+        chunks = list(read_jsonl(path, chunk_lines=chunk_lines))
+    got = ([e for c in chunks for e in c.events.events()],
+           [r.line for c in chunks for r in c.rejects])
+    assert got == _reference(lines)

@@ -56,3 +56,17 @@ def test_bytes_round_trip_as_a_standard_hdr_blob() -> None:
 
 def test_empty_histogram_has_no_percentiles() -> None:
     assert LatencyHistogram().percentiles_ms(50, 95) == (None, None)
+
+
+def test_percentiles_follow_every_change_after_being_read() -> None:
+    histogram, other = LatencyHistogram(), LatencyHistogram()
+    other.record_many(np.full(10, 900.0))
+    histogram.record_many(np.full(10, 100.0))
+    steps = [lambda: histogram.merge(other), lambda: histogram.record_many(np.full(30, 5.0)),
+             lambda: histogram.subtract(other)]
+    for change in steps:
+        histogram.percentiles_ms(50, 95)
+        change()
+        fresh = LatencyHistogram(histogram.counts.copy())
+        assert histogram.percentiles_ms(50, 95) == fresh.percentiles_ms(50, 95)
+        assert histogram.total_count == fresh.total_count

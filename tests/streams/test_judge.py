@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,3 +142,20 @@ def test_a_restored_judge_continues_with_the_same_verdicts() -> None:
     restarted = Judge()
     restarted.restore(first.event_time_s, pieces, dict(first.states))
     assert restarted.ingest(batch(events[400:])) == expected
+
+
+def test_an_event_held_for_confirmation_survives_a_restart() -> None:
+    lull_end = records(T0 + 3600, 2, 10)
+    reference = Judge()
+    reference.ingest(batch(records(T0, 10, 10)))
+    reference.ingest(batch(lull_end[:1]))   # held: nothing confirms it yet
+    expected = reference.ingest(batch(lull_end[1:]))
+    first = Judge()
+    first.ingest(batch(records(T0, 10, 10)))
+    first.ingest(batch(lull_end[:1]))
+    pieces = [(d, t, BucketAggregate.from_bytes(b.to_bytes())) for d, t, b in first.take_dirty()]
+    pending = orjson.loads(orjson.dumps(first.pending_events()))
+    restarted = Judge()
+    restarted.restore(first.event_time_s, pieces, dict(first.states), pending)
+    assert restarted.ingest(batch(lull_end[1:])) == expected
+    assert sum(b.requests for *_, b in restarted.buckets()) == len(lull_end)

@@ -12,6 +12,7 @@ from streams.verdicts import (
     Judgement,
     WindowStats,
     decide,
+    error_rate_excess_z,
     judge_window,
     wilson_lower_pct,
 )
@@ -62,8 +63,14 @@ def test_one_error_at_runbook_volume_never_rolls_back() -> None:
             Health.HEALTHY, Health.INSUFFICIENT_DATA)
 
 
-def judged(health: Health) -> Judgement:
-    return Judgement(health, (health.value,), stats(1000))
+#: Window figures that fit each verdict, so comparisons between targets see real rates.
+_ERRORS_FOR = {Health.HEALTHY: 0, Health.WARNING: 4, Health.CRITICAL: 60,
+               Health.INSUFFICIENT_DATA: 0}
+
+
+def judged(health: Health, requests: int = 1000, errors: int | None = None) -> Judgement:
+    figures = stats(requests, _ERRORS_FOR[health] if errors is None else errors)
+    return Judgement(health, (health.value,), figures, (figures,))
 
 
 @pytest.mark.parametrize(("unified", "expected"), [
@@ -73,7 +80,8 @@ def judged(health: Health) -> Judgement:
     (Health.CRITICAL, Decision.HOLD),  # first critical: hysteresis holds
 ])
 def test_verdict_to_decision(unified: Health, expected: Decision) -> None:
-    decision, _, _ = decide(judged(unified), judged(Health.HEALTHY), DecisionState(), SETTINGS)
+    decision, _, _ = decide(
+        judged(unified), judged(Health.HEALTHY), DecisionState(), SETTINGS, LIMITS)
     assert decision is expected
 
 
@@ -82,7 +90,7 @@ def test_consecutive_criticals_roll_back_and_healthy_streak_recovers() -> None:
     steps = [Health.CRITICAL, Health.CRITICAL, Health.HEALTHY, Health.HEALTHY, Health.HEALTHY]
     decisions = []
     for health in steps:
-        decision, state, _ = decide(judged(health), judged(Health.HEALTHY), state, SETTINGS)
+        decision, state, _ = decide(judged(health), judged(Health.HEALTHY), state, SETTINGS, LIMITS)
         decisions.append(decision)
     assert decisions == [Decision.HOLD, Decision.ROLLBACK, Decision.ROLLBACK,
                          Decision.ROLLBACK, Decision.PROCEED]
@@ -91,7 +99,7 @@ def test_consecutive_criticals_roll_back_and_healthy_streak_recovers() -> None:
 def test_a_warning_between_criticals_restarts_the_count() -> None:
     state = DecisionState()
     for health in (Health.CRITICAL, Health.WARNING, Health.CRITICAL):
-        decision, state, _ = decide(judged(health), judged(Health.HEALTHY), state, SETTINGS)
+        decision, state, _ = decide(judged(health), judged(Health.HEALTHY), state, SETTINGS, LIMITS)
     assert decision is Decision.HOLD
 
 
@@ -99,9 +107,46 @@ def test_a_regression_legacy_shares_is_held_not_rolled_back() -> None:
     state = DecisionState()
     for _ in range(5):
         decision, state, reasons = decide(
-            judged(Health.CRITICAL), judged(Health.CRITICAL), state, SETTINGS)
+            judged(Health.CRITICAL), judged(Health.CRITICAL), state, SETTINGS, LIMITS)
     assert decision is Decision.HOLD
     assert reasons[0].startswith("shared regression")
+
+
+def test_an_outage_legacy_shares_at_a_similar_rate_is_held_while_legacy_dips() -> None:
+    # Both targets fail ~30 %; this evaluation legacy's noisy window is only a warning.
+    state = DecisionState()
+    for _ in range(5):
+        decision, state, _ = decide(judged(Health.CRITICAL, 25, 8),
+                                    judged(Health.WARNING, 23, 5), state, SETTINGS, LIMITS)
+    assert decision is Decision.HOLD
+
+
+def test_unified_significantly_worse_than_a_failing_legacy_is_rolled_back() -> None:
+    # Legacy has a few errors of its own; unified is far worse over the same window.
+    state = DecisionState()
+    for _ in range(2):
+        decision, state, _ = decide(judged(Health.CRITICAL, 1000, 60),
+                                    judged(Health.WARNING, 1000, 6), state, SETTINGS, LIMITS)
+    assert decision is Decision.ROLLBACK
+
+
+def test_legacy_without_errors_does_not_excuse_unified() -> None:
+    state = DecisionState()
+    for _ in range(2):
+        decision, state, _ = decide(judged(Health.CRITICAL, 20, 6),
+                                    judged(Health.HEALTHY, 25, 0), state, SETTINGS, LIMITS)
+    assert decision is Decision.ROLLBACK
+
+
+@given(st.integers(20, 2000), st.integers(0, 2000), st.integers(20, 2000), st.integers(0, 2000))
+def test_equal_error_rates_are_never_significantly_worse(
+    unified_requests: int, unified_errors: int, legacy_requests: int, legacy_errors: int
+) -> None:
+    unified = stats(unified_requests, min(unified_errors, unified_requests))
+    assert error_rate_excess_z(unified, unified) == 0.0
+    legacy = stats(legacy_requests, min(legacy_errors, legacy_requests))
+    assert error_rate_excess_z(unified, legacy) == pytest.approx(
+        -error_rate_excess_z(legacy, unified))
 
 
 def test_decision_state_round_trips() -> None:

@@ -10,6 +10,7 @@ from streams.events import encode_events
 from streams.judge import Judge
 from tests.streams.helpers import T0, batch, interleave, records
 from trafficlight.cli import cli
+from trafficlight.replay import RejectLog, topic_batches
 
 
 def write_jsonl(path: Path, events: list[dict], corrupt_at: int | None = None) -> Path:
@@ -79,12 +80,57 @@ async def test_replaying_a_topic_gives_the_verdicts_of_a_judge_on_the_stream(
     live = Judge()
     expected = [v for i in range(0, len(events), 250)
                 for v in live.ingest(batch(events[i:i + 250]))]
-    from trafficlight.replay import RejectLog, read_topic_batches, replay
+    from trafficlight.replay import replay
 
-    batches = await read_topic_batches(
-        kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)
+    batches = [b async for b in topic_batches(
+        kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)]
     assert [len(b) for _, b in batches][:2] == [250, 250]
     summaries, _ = replay(batches, [Judge().thresholds], None)
     judge = Judge()
     assert [v for _, b in batches for v in judge.ingest(b)] == expected
     assert summaries[0].evaluations == len({(v.domain, v.window_end) for v in expected})
+
+
+async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def test_a_topic_scan_ends_at_the_offsets_seen_when_it_started(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + i, 1, 10))
+                                            for i in range(3)])
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)
+    seen = [await anext(scan)]
+    # Written after the scan started: not part of this replay.
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + 3, 1, 10))])
+    seen += [b async for b in scan]
+    assert [len(b) for _, b in seen] == [10, 10, 10]
+
+
+async def test_a_topic_scan_with_until_stops_two_records_past_it(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    seconds = [0, 1, 2, 40, 41, 42, 43]  # until T0 + 10, settling 20 s: 40 and 41 end it
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + s, 1, 10))
+                                            for s in seconds])
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None,
+                         until_s=T0 + 10, settle_s=20)
+    assert [len(b) async for _, b in scan] == [10, 10, 10, 0, 0]
+
+
+async def test_a_far_future_record_alone_does_not_end_a_topic_scan(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    seconds = [0, 3600, 1, 2]  # one record an hour ahead: a time outlier, not the end
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + s, 1, 10))
+                                            for s in seconds])
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None,
+                         until_s=T0 + 10, settle_s=20)
+    assert [len(b) async for _, b in scan] == [10, 0, 10, 10]

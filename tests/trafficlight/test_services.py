@@ -31,8 +31,8 @@ def _wait_until_gone(*texts: str, timeout_s: float = 10) -> list[str]:
     return left
 
 
-async def test_embedded_services_answer_and_stop(tmp_path: Path) -> None:
-    with embedded_services(tmp_path) as running:
+async def test_embedded_services_answer_and_stop(service_dir: Path) -> None:
+    with embedded_services(service_dir) as running:
         conn = await connect(running.database_url)
         assert await conn.fetchval("SELECT 1") == 1
         await conn.close()
@@ -52,13 +52,13 @@ async def test_embedded_services_answer_and_stop(tmp_path: Path) -> None:
 
     assert not running.broker.running
     assert not running.postgres.running
-    assert _wait_until_gone(str(tmp_path), f"127.0.0.1:{running.broker.port}") == []
+    assert _wait_until_gone(str(service_dir), f"127.0.0.1:{running.broker.port}") == []
 
 
-def test_services_command_prints_exports_and_stops_on_sigterm(tmp_path: Path) -> None:
-    postgres_dir = str(tmp_path / "postgres")
+def test_services_command_prints_exports_and_stops_on_sigterm(service_dir: Path) -> None:
+    postgres_dir = str(service_dir / "postgres")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trafficlight.cli", "services", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "trafficlight.cli", "services", "--data-dir", str(service_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

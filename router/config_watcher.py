@@ -1,0 +1,152 @@
+"""The routing config, kept current from Postgres: LISTEN for instant changes, polling as backstop.
+
+The newest row of ``webhook_routing_config`` is read at start and every ``poll_s``; a NOTIFY
+on ``webhook_routing_config`` carries a new row's config and applies at once. A config only
+replaces an older one (higher ``version``), so a slow poll never undoes a NOTIFY.
+Database unreachable: the last config stays in force and the watcher reconnects. None ever
+loaded: everything goes to legacy (:data:`~router.decision.NO_CONFIG`).
+
+LISTEN needs a session connection: through a transaction pooler (Supabase's port 6543) a
+NOTIFY never reaches us, so there the watcher only polls and a change takes up to ``poll_s``.
+Point DATABASE_URL at the direct or session port (5432) for changes within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+
+from router.decision import NO_CONFIG, RoutingConfig
+from trafficlight.db import connect, redact, uses_transaction_pooler
+from trafficlight.errors import DatabaseUnavailable
+from trafficlight.settings import CONFIG_CHANNEL
+
+log = logging.getLogger(__name__)
+
+_CURRENT_ROW = """
+SELECT id, percentage, enabled, domains, protected_domains, extract(epoch FROM created_at)
+FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
+"""
+
+
+class ConfigSource(Protocol):
+    """What the request path needs: the config in force now."""
+
+    @property
+    def config(self) -> RoutingConfig: ...
+
+
+class FixedConfig:
+    """A config that never changes: a router without DATABASE_URL (all legacy), and tests."""
+
+    def __init__(self, config: RoutingConfig = NO_CONFIG) -> None:
+        self.config = config
+
+
+def config_from_mapping(row: dict[str, Any]) -> RoutingConfig:
+    """A config from a NOTIFY payload or a row; raises ValueError/TypeError/KeyError if bad."""
+    return RoutingConfig(
+        version=int(row["version"]),
+        percentage=float(row["percentage"]),
+        enabled=bool(row["enabled"]),
+        domains=frozenset(str(d) for d in row["domains"] or ()),
+        protected_domains=frozenset(str(d) for d in row["protected_domains"] or ()),
+        created_at=float(row.get("created_at") or 0.0),
+    )
+
+
+class ConfigWatcher:
+    """Follows the config table; ``config`` is always usable, even with the database down."""
+
+    def __init__(self, database_url: str, poll_s: float = 5.0,
+                 on_change: Callable[[RoutingConfig], None] | None = None) -> None:
+        self.database_url = database_url
+        self.poll_s = poll_s
+        self.on_change = on_change
+        self.config = NO_CONFIG
+        #: time.time() of the last successful read or notification; 0 before any.
+        self.confirmed_at = 0.0
+        self.listening = False
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self, first_load_timeout_s: float = 5.0) -> None:
+        """Start following; waits briefly for a first config but starts without one too."""
+        self._task = asyncio.create_task(self._follow(), name="router-config-watcher")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), first_load_timeout_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def apply(self, config: RoutingConfig) -> bool:
+        """Take ``config`` if it is newer than the one in force."""
+        self.confirmed_at = time.time()
+        if config.version <= self.config.version:
+            return False
+        self.config = config
+        self._changed.set()
+        log.info("routing config version %d: %.2f%%, enabled=%s", config.version,
+                 config.percentage, config.enabled)
+        if self.on_change is not None:
+            self.on_change(config)
+        return True
+
+    async def _follow(self) -> None:
+        retry_s = 0.5
+        while True:
+            try:
+                await self._follow_connection()
+            except (DatabaseUnavailable, OSError, asyncpg.PostgresError,
+                    asyncpg.InterfaceError) as exc:
+                self.listening = False
+                log.warning("routing config: database unavailable (%s); keeping version %d",
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            self.config.version)
+            await asyncio.sleep(retry_s)
+            retry_s = min(retry_s * 2, self.poll_s)
+
+    async def _follow_connection(self) -> None:
+        conn = await connect(self.database_url, timeout_s=self.poll_s)
+        try:
+            if uses_transaction_pooler(self.database_url):
+                log.warning("routing config: %s is a transaction pooler, LISTEN cannot work "
+                            "there; polling every %.0fs", redact(self.database_url), self.poll_s)
+            else:
+                await conn.add_listener(CONFIG_CHANNEL, self._on_notify)
+                self.listening = True
+            while True:
+                self._apply_row(await conn.fetchrow(_CURRENT_ROW, timeout=self.poll_s))
+                await asyncio.sleep(self.poll_s)
+                if conn.is_closed():
+                    raise DatabaseUnavailable("connection closed")
+        finally:
+            self.listening = False
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)
+
+    def _apply_row(self, row: asyncpg.Record | None) -> None:
+        if row is None:
+            self.confirmed_at = time.time()
+            return
+        version, percentage, enabled, domains, protected, created_at = row
+        self.apply(config_from_mapping({
+            "version": version, "percentage": percentage, "enabled": enabled,
+            "domains": domains, "protected_domains": protected, "created_at": created_at,
+        }))
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self.apply(config_from_mapping(orjson.loads(payload)))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.error("routing config: ignored a malformed notification (%s)", exc)

@@ -1,0 +1,132 @@
+"""Routing events to Kafka: batched per domain, buffered then spooled while Kafka is away."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from router.emitter import EventEmitter
+from router.spool import Spool
+from streams.events import RoutingEvent
+from tests.router.support import consume_events
+from trafficlight.kafka import ensure_topics
+from trafficlight.services import EmbeddedBroker, free_port
+
+
+def event(domain: str, n: int) -> RoutingEvent:
+    return RoutingEvent(event_id=f"{domain}-{n}", ts=1_764_400_000.0 + n, domain=domain,
+                        routed_to="legacy", response_time_ms=12.5, status="success",
+                        http_status=200, error_message=None, router_id="r1", config_version=1)
+
+
+@pytest.fixture
+def unreachable_port() -> Iterator[int]:
+    """A port with no broker yet; a test may start one there later."""
+    yield free_port()
+
+
+async def test_events_are_batched_per_domain_up_to_the_batch_size(
+        kafka_bootstrap: str, events_topic: str, tmp_path: Path) -> None:
+    emitter = EventEmitter(kafka_bootstrap, events_topic, Spool(tmp_path, 1 << 20),
+                           batch_max_events=10, batch_linger_s=0.05)
+    await emitter.start()
+    for n in range(25):
+        emitter.emit(event("jobs", n))
+    for n in range(3):
+        emitter.emit(event("property", n))
+    records = await consume_events(kafka_bootstrap, events_topic, 28)
+    await emitter.stop()
+
+    sizes = sorted((key.decode(), len(events)) for key, events in records)
+    assert sizes == [("jobs", 5), ("jobs", 10), ("jobs", 10), ("property", 3)]
+    assert all(e["domain"] == key.decode() for key, events in records for e in events)
+    assert emitter.sent_events == 28
+
+
+async def test_while_kafka_is_away_events_wait_in_memory_then_on_disk_and_arrive_in_order(
+        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+    topic = unique_topic("outage")
+    bootstrap = f"127.0.0.1:{unreachable_port}"
+    emitter = EventEmitter(bootstrap, topic, Spool(tmp_path, 1 << 20), batch_max_events=5,
+                           batch_linger_s=0.01, buffer_max_bytes=2_000, request_timeout_s=1)
+    await emitter.start()
+    for n in range(200):
+        emitter.emit(event("jobs" if n % 3 else "marketplace", n))
+        await asyncio.sleep(0.002)
+    assert emitter.spooled_events > 0  # memory (2 kB) overflowed to the spool
+
+    broker = EmbeddedBroker(port=unreachable_port).start()
+    try:
+        await ensure_topics(bootstrap, {topic: 1})
+        records = await consume_events(bootstrap, topic, 200, timeout_s=60)
+        await emitter.stop()
+    finally:
+        broker.stop()
+
+    delivered = [e["event_id"] for _, events in records for e in events]
+    assert len(delivered) == len(set(delivered)) == 200
+    for domain in ("jobs", "marketplace"):  # one partition: the topic order is the send order
+        numbers = [int(i.split("-")[1]) for i in delivered if i.startswith(domain)]
+        assert numbers == sorted(numbers)
+    assert (emitter.dropped_events, emitter.spooled_events, emitter.buffered_events) == (0, 0, 0)
+
+
+async def test_what_is_undelivered_at_stop_is_spooled_and_sent_by_the_next_router(
+        unreachable_port: int, kafka_bootstrap: str, events_topic: str, tmp_path: Path) -> None:
+    first = EventEmitter(f"127.0.0.1:{unreachable_port}", events_topic, Spool(tmp_path, 1 << 20),
+                         request_timeout_s=0.5)
+    await first.start()
+    for n in range(7):
+        first.emit(event("jobs", n))
+    await first.stop(drain_timeout_s=0.2)
+    assert first.spooled_events == 7
+
+    second = EventEmitter(kafka_bootstrap, events_topic, Spool(tmp_path, 1 << 20))
+    await second.start()
+    records = await consume_events(kafka_bootstrap, events_topic, 7)
+    await second.stop()
+    assert [e["event_id"] for _, events in records for e in events] == [
+        f"jobs-{n}" for n in range(7)]
+
+
+async def test_when_memory_and_spool_are_full_new_events_are_dropped_and_counted(
+        unreachable_port: int, tmp_path: Path) -> None:
+    emitter = EventEmitter(f"127.0.0.1:{unreachable_port}", "nowhere",
+                           Spool(tmp_path, max_bytes=600), batch_max_events=1,
+                           buffer_max_bytes=600, request_timeout_s=0.5)
+    await emitter.start()
+    for n in range(10):
+        emitter.emit(event("jobs", n))  # never raises, never waits
+    kept = emitter.buffered_events + emitter.spooled_events
+    assert emitter.dropped_events == 10 - kept > 0
+    await emitter.stop(drain_timeout_s=0)
+
+
+async def test_a_spool_folder_removed_under_a_running_router_does_not_stop_delivery(
+        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+    topic = unique_topic("spool-removed")
+    bootstrap = f"127.0.0.1:{unreachable_port}"
+    emitter = EventEmitter(bootstrap, topic, Spool(tmp_path / "spool", 1 << 20),
+                           batch_max_events=5, batch_linger_s=0.01, buffer_max_bytes=1_000,
+                           request_timeout_s=0.5)
+    await emitter.start()
+    for n in range(20):
+        emitter.emit(event("jobs", n))
+    shutil.rmtree(tmp_path / "spool")  # e.g. a cleanup job; the open files live on
+    for n in range(20, 40):
+        emitter.emit(event("jobs", n))
+        await asyncio.sleep(0.002)
+
+    broker = EmbeddedBroker(port=unreachable_port).start()
+    try:
+        await ensure_topics(bootstrap, {topic: 1})
+        records = await consume_events(bootstrap, topic, 40, timeout_s=60)
+        await emitter.stop()
+    finally:
+        broker.stop()
+    assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
+        f"jobs-{n}" for n in range(40))
