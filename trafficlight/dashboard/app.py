@@ -61,6 +61,7 @@ class SnapshotFeed:
         self.version = 0
         self.body = b"{}"
         self.error: str | None = None
+        self.closed = False
 
     async def run(self, pool: Any) -> None:
         while True:
@@ -93,11 +94,18 @@ class SnapshotFeed:
         self._wake.set()
 
     async def wait_newer(self, version: int, timeout_s: float) -> int:
+        """The version after ``version`` once there is one, or the same after the timeout."""
         async with self._changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.version > version), timeout_s)
+                await asyncio.wait_for(self._changed.wait_for(
+                    lambda: self.version > version or self.closed), timeout_s)
             return self.version
+
+    async def close(self) -> None:
+        """End every open stream, so a shutdown does not wait on viewers' connections."""
+        async with self._changed:
+            self.closed = True
+            self._changed.notify_all()
 
 
 SETTINGS = web.AppKey("settings", DashboardSettings)
@@ -147,7 +155,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     version = 0
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-        while True:
+        while not feed.closed:
             newer = await feed.wait_newer(version, timeout_s=15)
             if newer == version:
                 await response.write(b": keep-alive\n\n")
@@ -207,6 +215,7 @@ def create_app(settings: DashboardSettings) -> web.Application:
     app[SETTINGS] = settings
     app[FEED] = SnapshotFeed(settings)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(lambda app: app[FEED].close())
     app.router.add_get("/", index)
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/stream", stream)
