@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import mmh3
-
+from router.decision import sticky_bucket, unified_buckets
 from trafficlight.errors import InvalidInput
 
 IncidentKind = Literal["error_spike", "latency_creep", "outage"]
@@ -29,8 +28,6 @@ INCIDENT_KINDS: tuple[IncidentKind, ...] = ("error_spike", "latency_creep", "out
 #: Requests per hour per rollout domain, as in the runbook.
 RUNBOOK_VOLUMES_PER_H: dict[str, float] = {"jobs": 500.0, "marketplace": 300.0, "property": 200.0}
 
-#: Buckets of the sticky split: a key whose bucket is below pct * 100 goes to unified.
-STICKY_BUCKETS = 10_000
 
 _PEAK_HOUR_UTC = 14.0
 _ERROR_STATUSES: tuple[tuple[int, str], ...] = (
@@ -120,13 +117,6 @@ class Scenario:
                                     f"{incident.domain!r}")
 
 
-# The router's rule (router/decision.py on branch `router`): once both are on main these two
-# functions should import router.decision's sticky_bucket / unified_buckets instead.
-def sticky_bucket(domain: str, key: str) -> int:
-    """The router's sticky bucket of a key: stable, so raising the percentage keeps it."""
-    return mmh3.hash(f"{domain}\x00{key}", signed=False) % STICKY_BUCKETS
-
-
 def diurnal_factor(ts: float, amplitude: float) -> float:
     """Traffic relative to the day's mean at ``ts``: 1 + amplitude at 14:00 UTC."""
     hour = (ts % 86_400) / 3_600
@@ -134,8 +124,8 @@ def diurnal_factor(ts: float, amplitude: float) -> float:
 
 
 def routed_to_for(bucket: int, pct: float) -> str:
-    """The router's split: buckets below round(pct * 100) go to unified."""
-    return "unified" if bucket < round(pct * STICKY_BUCKETS / 100) else "legacy"
+    """The router's split (router.decision), applied to a precomputed sticky bucket."""
+    return "unified" if bucket < unified_buckets(pct) else "legacy"
 
 
 def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
-from hypothesis import strategies as st
 
 from trafficlight.cli import cli
 from trafficlight.errors import InvalidInput
@@ -23,7 +21,6 @@ from trafficlight.simulate import (
     generate,
     read_incidents,
     routed_to_for,
-    sticky_bucket,
     write_incidents,
 )
 
@@ -94,18 +91,6 @@ def test_split_follows_the_percentage_steps() -> None:
     assert unified_share(morning) == pytest.approx(0.10, abs=0.02)
     assert unified_share(afternoon) == pytest.approx(0.50, abs=0.03)
     assert all(e["ts"] >= DAY_START_TS + 12 * HOUR_S for e in afternoon)
-
-
-@given(domain=st.sampled_from(["jobs", "marketplace", "property"]), key=st.text(min_size=1),
-       low=st.floats(0, 100), high=st.floats(0, 100))
-def test_a_key_on_unified_stays_there_at_any_higher_percentage(
-    domain: str, key: str, low: float, high: float
-) -> None:
-    low, high = sorted((low, high))
-    bucket = sticky_bucket(domain, key)
-
-    if routed_to_for(bucket, low) == "unified":
-        assert routed_to_for(bucket, high) == "unified"
 
 
 def test_zero_and_hundred_percent_send_everything_one_way() -> None:
