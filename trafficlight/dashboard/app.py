@@ -63,14 +63,14 @@ class SnapshotFeed:
         self.error: str | None = None
         self.closed = False
 
-    async def run(self, pool: Any) -> None:
+    async def run(self, pool: asyncpg.Pool) -> None:
         while True:
             await self.refresh(pool)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.refresh_s)
 
-    async def refresh(self, pool: Any) -> None:
+    async def refresh(self, pool: asyncpg.Pool) -> None:
         try:
             async with pool.acquire() as conn:
                 snapshot = await read_snapshot(conn, history_s=self._settings.history_s,
@@ -110,7 +110,7 @@ class SnapshotFeed:
 
 SETTINGS = web.AppKey("settings", DashboardSettings)
 FEED = web.AppKey("feed", SnapshotFeed)
-POOL = web.AppKey("pool", Any)
+POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 
