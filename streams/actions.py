@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from streams.verdicts import Decision, Verdict
+from streams.verdicts import Decision, Health, Verdict
 from trafficlight.db import connect
 
 log = logging.getLogger("trafficlight.actions")
@@ -110,9 +110,15 @@ class Actions:
         self._queue: asyncio.Queue[Verdict] = asyncio.Queue()
 
     def observe(self, verdicts: list[Verdict]) -> None:
-        """Called by the agent; only rollback decisions are queued (one per domain suffices)."""
+        """Called by the agent. Queued: rollback decisions on a critical unified verdict.
+
+        A rollback decision that only persists (unified recovering, or without traffic
+        after the rollback) is not fresh evidence: acting on it would undo an operator's
+        re-enable before unified could show it is healthy again.
+        """
         for verdict in verdicts:
-            if verdict.decision == Decision.ROLLBACK and verdict.routed_to == "unified":
+            if (verdict.decision == Decision.ROLLBACK and verdict.routed_to == "unified"
+                    and verdict.verdict == Health.CRITICAL):
                 self._queue.put_nowait(verdict)
 
     async def run(self) -> None:

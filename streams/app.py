@@ -118,6 +118,25 @@ def build_app(options: WorkerOptions) -> WorkerApp:
                      partition, judge.offset, judge.judge.event_time_s)
         return judge
 
+    @state.on_recover
+    async def resume_where_the_state_ends() -> None:
+        """After table recovery, before Faust seeks to committed offsets: commit, per source
+        partition, the offset after the last record the recovered state holds.
+
+        The state, not Faust's commit, says where to resume. Faust may have committed past
+        records whose table writes recovery did not bring back (the embedded broker reports a
+        changelog end offset short of its last records), which would lose them; or short of
+        the state, which the per-record offsets make harmless but slow.
+        """
+        resume: dict[TP, int] = {}
+        for tp in app.consumer.assignment():
+            if tp.topic == options.events_topic:
+                judge = judge_for(tp.partition)
+                if judge.offset >= 0:
+                    resume[tp] = judge.offset + 1
+        if resume:
+            await app.consumer._commit(resume)  # seek_to_committed() follows and reads it
+
     @app.agent(events, name="judge")
     async def judge_records(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

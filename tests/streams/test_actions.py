@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from streams.actions import RolloutPlan, promote, roll_back
+from streams.actions import Actions, RolloutPlan, promote, roll_back
 from streams.verdicts import Verdict
 from tests.streams.worker_harness import (
     WorkerProcess,
@@ -47,6 +47,20 @@ async def test_a_rollback_verdict_disables_routing_once_with_its_evidence(
     assert rows[-1]["percentage"] == 10
     assert "jobs unified critical" in rows[-1]["notes"]
     assert "error 5.00% (25/500 requests), P95 180 ms" in rows[-1]["notes"]
+
+
+def test_only_fresh_critical_evidence_is_acted_on() -> None:
+    actions = Actions("postgresql://unused", "worker-a")
+    recovering = Verdict(**{**CRITICAL.to_dict(), "verdict": "healthy",
+                            "reasons": ["recovering: healthy 1/3"]})
+    no_traffic = Verdict(**{**CRITICAL.to_dict(), "verdict": "insufficient_data",
+                            "reasons": ["unified: insufficient data"]})
+    legacy = Verdict(**{**CRITICAL.to_dict(), "routed_to": "legacy"})
+
+    actions.observe([recovering, no_traffic, legacy, CRITICAL])
+
+    assert actions._queue.qsize() == 1
+    assert actions._queue.get_nowait() is CRITICAL
 
 
 async def _insert_verdicts(conn: asyncpg.Connection, decision: str, count: int) -> None:

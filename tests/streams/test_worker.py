@@ -20,6 +20,7 @@ from tests.streams.worker_harness import (
     produce_raw,
     read_until,
 )
+from trafficlight.kafka import ensure_topics
 
 StartWorker = Callable[..., WorkerProcess]
 
@@ -36,8 +37,8 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics,
     """Starts worker processes on this test's topics; stops any still running at the end."""
     started: list[WorkerProcess] = []
 
-    def start(**kwargs: Any) -> WorkerProcess:
-        worker = WorkerProcess(kafka_bootstrap, worker_topics, tmp_path / "worker.log",
+    def start(name: str = "worker", **kwargs: Any) -> WorkerProcess:
+        worker = WorkerProcess(kafka_bootstrap, worker_topics, tmp_path / f"{name}.log",
                                **kwargs)
         started.append(worker)
         return worker
@@ -137,3 +138,33 @@ async def test_bad_input_goes_to_the_dead_letter_topic_and_judging_goes_on(
     assert letters[1]["raw"]["event_id"] == negative["event_id"]
     assert letters[1]["source"]["offset"] == 1
     assert _unified_at(verdicts, t0 + 4)["requests"] == 400
+
+
+async def test_two_workers_share_the_partitions_and_count_every_domain_exactly(
+    kafka_bootstrap: str, worker_topics: WorkerTopics, start_worker: StartWorker
+) -> None:
+    await ensure_topics(kafka_bootstrap, {worker_topics.events: 4})
+    t0 = _epoch_start()
+    domains = ("jobs", "marketplace", "property", "mobility")
+    events = {d: make_events(t0, 4000, domain=d, per_s=100) for d in domains}
+    start_worker("first")
+    for d in domains:
+        await produce(kafka_bootstrap, worker_topics.events, events[d][:2000])
+    await read_until(kafka_bootstrap, worker_topics.verdicts,
+                     lambda vs: len({v["domain"] for v in vs}) == len(domains))
+
+    # A second worker joins: partitions (and their table entries) move to it mid-stream.
+    start_worker("second")
+    for d in domains:
+        await produce(kafka_bootstrap, worker_topics.events, events[d][2000:])
+    last_s = t0 + 39
+
+    def all_final(vs: list[dict[str, Any]]) -> bool:
+        return all(_unified_at([v for v in vs if v["domain"] == d], last_s) for d in domains)
+
+    verdicts = await read_until(kafka_bootstrap, worker_topics.verdicts, all_final,
+                                timeout_s=90)
+
+    for d in domains:
+        final = _unified_at([v for v in verdicts if v["domain"] == d], last_s)
+        assert final["requests"] == _requests_before(events[d], last_s), d
