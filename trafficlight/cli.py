@@ -85,6 +85,10 @@ def services(data_dir: Path | None, run_migrations: bool) -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules."""
     from router.command import router_command
+    from trafficlight.alerts.consumer import alerts
+    from trafficlight.dashboard.command import dashboard
+    from trafficlight.demo import demo
+    from trafficlight.demo_knob import demo_knob
     from trafficlight.ops_cli import COMMANDS
     from trafficlight.replay import replay_command
     from trafficlight.worker_command import worker_command
@@ -92,6 +96,10 @@ def _register_commands() -> None:
     cli.add_command(replay_command)
     cli.add_command(router_command)
     cli.add_command(worker_command)
+    cli.add_command(alerts)
+    cli.add_command(dashboard)
+    cli.add_command(demo)
+    cli.add_command(demo_knob)
     for command in COMMANDS:
         cli.add_command(command)
 
