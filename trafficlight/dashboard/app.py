@@ -64,11 +64,13 @@ class SnapshotFeed:
         self.closed = False
 
     async def run(self, pool: asyncpg.Pool) -> None:
+        """Re-read every `refresh_s`, or at once when poked; the first read is the caller's."""
         while True:
-            await self.refresh(pool)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.refresh_s)
+            # Cleared before reading, so a poke during the read is answered by the next one.
+            self._wake.clear()
+            await self.refresh(pool)
 
     async def refresh(self, pool: asyncpg.Pool) -> None:
         try:
