@@ -7,7 +7,9 @@ SQL config functions take, with `trafficlight.actor` = the worker id:
   every later rollback verdict, from this worker or another, is a no-op: the call happens once.
 - `promote`: `update_routing_percentage(next step, reason)` only if routing is enabled, the
   current step has baked `bake_s`, and every rollout domain's last `healthy_evaluations`
-  unified verdicts since the step began say proceed. Never while disabled.
+  stored unified verdicts since the step began say proceed. Never while disabled. The sink
+  keeps one verdict row per target per trailing-window start (one per 10 s bucket, the latest
+  evaluation in it), so the default 30 means the last ~5 minutes, all healthy.
 
 `Actions` receives the agent's verdicts through a queue (the agent never waits on Postgres).
 """
@@ -33,7 +35,8 @@ _CURRENT = ("SELECT id, percentage, enabled, domains, created_at FROM webhook_ro
 
 @dataclass(frozen=True, slots=True)
 class RolloutPlan:
-    """Opt-in promotion ladder. Defaults: 10, 25, 35, 50, 100 % with 10 min bake time."""
+    """Opt-in promotion ladder. Defaults: 10, 25, 35, 50, 100 % with 10 min bake time and
+    30 stored verdict rows (~5 min, one per 10 s bucket) healthy per domain."""
 
     steps_pct: tuple[float, ...] = (10, 25, 35, 50, 100)
     bake_s: float = 600

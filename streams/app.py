@@ -29,7 +29,7 @@ from streams.deadletters import dead_letter, dead_letter_topic
 from streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
 from streams.thresholds import ThresholdSet
 from streams.verdicts import Verdict
-from trafficlight.settings import EVENTS_TOPIC, VERDICTS_TOPIC
+from trafficlight.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 
 log = logging.getLogger("trafficlight.worker")
 
@@ -85,10 +85,14 @@ class WorkerApp:
 
 def build_app(options: WorkerOptions) -> WorkerApp:
     """The Faust app of one worker process."""
+    # Faust makes a folder even for memory stores: keep it out of the working directory.
+    faust_dir = STATE_DIR / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         options.app_id,
         broker=f"kafka://{options.bootstrap_servers}",
         store="memory://",
+        datadir=str(faust_dir / "{conf.name}"),
         topic_partitions=options.partitions,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",

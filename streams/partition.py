@@ -113,6 +113,7 @@ class PartitionJudge:
         buckets: list[tuple[str, str, BucketAggregate]] = []
         event_time_s: float | None = None
         states: dict[str, DecisionState] = {}
+        pending: list[dict[str, Any]] = []
         for key, value in entries:
             if value is None:
                 continue
@@ -130,7 +131,8 @@ class PartitionJudge:
                 event_time_s = meta["event_time_s"]
                 states = {d: DecisionState.from_dict(s) for d, s in meta["states"].items()}
                 self.counters = PartitionCounters(**meta["counters"])
-        self.judge.restore(event_time_s, buckets, states)
+                pending = meta.get("pending", [])
+        self.judge.restore(event_time_s, buckets, states, pending)
         self.judge.counters.late_events = self.counters.late_events
         self.judge.counters.time_outliers = self.counters.time_outliers
         self.judge.counters.clamped_latencies = self.counters.clamped_latencies
@@ -193,5 +195,8 @@ class PartitionJudge:
             "event_time_s": self.judge.event_time_s,
             "states": {d: s.to_dict() for d, s in self.judge.states.items()},
             "counters": asdict(self.counters),
+            # An event the far-future guard holds came in a record already applied: only
+            # this entry brings it back after a restart.
+            "pending": self.judge.pending_events(),
         }
         return orjson.dumps(meta)

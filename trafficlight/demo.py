@@ -56,7 +56,9 @@ class DemoOptions:
     incident_error_pct: float = 25.0
     rollout_plan: str | None = "10,25,50,100"
     bake: str = "45s"
-    healthy_evaluations: int = 20
+    #: Stored verdict rows in a row, and the verdicts table keeps one row per target per
+    #: 10 s bucket of window start: 3 is about 30 s of proceed.
+    healthy_evaluations: int = 3
     router_port: int = 8080
     dashboard_port: int = 8090
     duration_s: float | None = None

@@ -32,7 +32,8 @@ from trafficlight.errors import ConfigError
 @click.option("--bake", default="10m", show_default=True,
               help="Time at each plan step before promoting.")
 @click.option("--healthy-evaluations", type=click.IntRange(1), default=30, show_default=True,
-              help="Proceed verdicts in a row per domain needed to promote.")
+              help="Stored proceed verdicts in a row per domain needed to promote "
+                   "(one row per 10 s bucket: 30 is ~5 min).")
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: str, app_id: str,
                    worker_id: str | None, thresholds_path: Path | None, web_port: int | None,

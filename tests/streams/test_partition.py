@@ -92,6 +92,28 @@ def test_restore_rebuilds_the_same_verdicts_as_an_uninterrupted_run() -> None:
     assert verdicts == straight_verdicts
 
 
+def test_an_event_held_by_the_far_future_guard_survives_a_restart() -> None:
+    # A record ends with an event 400 s ahead (held until the next event confirms the jump),
+    # then the worker restarts, then the confirming traffic arrives.
+    jump_s = T0 + 420
+    held = encode_events(records(T0 + 20, 0.05, 20) + records(jump_s, 0.05, 20))
+    confirming = encode_events(records(jump_s + 1, 2, 20, routed_to="unified"))
+    values = [*_record_values(), held, confirming]
+    last = len(values) - 1
+    straight = PartitionJudge(0)
+    _run(values[:-1], straight, {})
+    straight_verdicts = straight.apply(last, values[-1], NOW_S).verdicts
+
+    table: dict[bytes, bytes] = {}
+    _run(values[:-1], PartitionJudge(0), table)
+    restored = PartitionJudge.restore(0, table.items())
+    restored_verdicts = restored.apply(last, values[-1], NOW_S).verdicts
+
+    assert max(v.window_end for v in straight_verdicts) > jump_s
+    assert restored_verdicts == straight_verdicts
+    assert restored.judge.counters.time_outliers == straight.judge.counters.time_outliers == 0
+
+
 def test_restore_ignores_other_partitions_entries() -> None:
     values = _record_values()
     table: dict[bytes, bytes] = {}

@@ -61,15 +61,18 @@ class SnapshotFeed:
         self.version = 0
         self.body = b"{}"
         self.error: str | None = None
+        self.closed = False
 
-    async def run(self, pool: Any) -> None:
+    async def run(self, pool: asyncpg.Pool) -> None:
+        """Re-read every `refresh_s`, or at once when poked; the first read is the caller's."""
         while True:
-            await self.refresh(pool)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.refresh_s)
+            # Cleared before reading, so a poke during the read is answered by the next one.
+            self._wake.clear()
+            await self.refresh(pool)
 
-    async def refresh(self, pool: Any) -> None:
+    async def refresh(self, pool: asyncpg.Pool) -> None:
         try:
             async with pool.acquire() as conn:
                 snapshot = await read_snapshot(conn, history_s=self._settings.history_s,
@@ -93,16 +96,23 @@ class SnapshotFeed:
         self._wake.set()
 
     async def wait_newer(self, version: int, timeout_s: float) -> int:
+        """The version after ``version`` once there is one, or the same after the timeout."""
         async with self._changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.version > version), timeout_s)
+                await asyncio.wait_for(self._changed.wait_for(
+                    lambda: self.version > version or self.closed), timeout_s)
             return self.version
+
+    async def close(self) -> None:
+        """End every open stream, so a shutdown does not wait on viewers' connections."""
+        async with self._changed:
+            self.closed = True
+            self._changed.notify_all()
 
 
 SETTINGS = web.AppKey("settings", DashboardSettings)
 FEED = web.AppKey("feed", SnapshotFeed)
-POOL = web.AppKey("pool", Any)
+POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 
@@ -147,7 +157,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     version = 0
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-        while True:
+        while not feed.closed:
             newer = await feed.wait_newer(version, timeout_s=15)
             if newer == version:
                 await response.write(b": keep-alive\n\n")
@@ -207,6 +217,7 @@ def create_app(settings: DashboardSettings) -> web.Application:
     app[SETTINGS] = settings
     app[FEED] = SnapshotFeed(settings)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(lambda app: app[FEED].close())
     app.router.add_get("/", index)
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/stream", stream)

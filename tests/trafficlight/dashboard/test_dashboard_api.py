@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
 from tests.trafficlight.dashboard.rows import (
     RunningDashboard,
@@ -14,7 +15,9 @@ from tests.trafficlight.dashboard.rows import (
     insert_verdict,
     now_s,
 )
+from trafficlight.dashboard.app import FEED, DashboardSettings, create_app
 from trafficlight.dashboard.snapshot import config_change_kind
+from trafficlight.services import free_port
 
 
 async def _current_config(db: asyncpg.Connection) -> asyncpg.Record:
@@ -124,6 +127,25 @@ async def test_refused_changes_answer_400_with_one_line_and_change_nothing(
     assert message in answer["error"]
     assert "\n" not in answer["error"]
     assert (await _current_config(db))["percentage"] == 0
+
+
+async def test_live_stream_sends_snapshots_and_ends_when_the_dashboard_shuts_down(
+        database_url: str) -> None:
+    # No periodic re-read during the test: the only snapshot is the first one.
+    app = create_app(DashboardSettings(database_url=database_url, token="t", refresh_s=600))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://127.0.0.1:{port}/api/stream") as response:
+        first = await response.content.readline()
+        assert first.startswith(b"data: {")
+        await app[FEED].close()  # what the app's on_shutdown does
+        rest = await asyncio.wait_for(response.content.read(), 30)  # a deadline, not a bound
+    await runner.cleanup()
+    assert response.content.at_eof()
+    assert b"data: " not in rest
 
 
 @pytest.mark.parametrize(("before", "after", "kind"), [
