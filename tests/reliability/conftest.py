@@ -13,6 +13,22 @@ from trafficlight.db import connect
 from trafficlight.kafka import ensure_topics
 from trafficlight.services import EmbeddedBroker
 
+#: Where each scenario's figures go (gitignored); `pytest -s` shows them as they come too.
+FIGURES_FILE = Path(__file__).parents[1] / "artifacts" / "reliability-figures.txt"
+
+
+@pytest.fixture
+def figures() -> Callable[[str], None]:
+    """``figures(line)``: record a scenario's measured figures for the closing report."""
+
+    def record(line: str) -> None:
+        FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with FIGURES_FILE.open("a") as out:
+            out.write(line.strip() + "\n")
+        print(line)
+
+    return record
+
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[UpstreamProcess]:

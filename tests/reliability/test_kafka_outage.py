@@ -36,7 +36,7 @@ async def test_a_60s_broker_outage_drops_no_webhook_and_loses_no_event(
         own_broker: EmbeddedBroker, upstream: UpstreamProcess,
         spooling_router: tuple[RouterProcess, str],
         events_topic_on: Callable[[str], Awaitable[str]],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        figures: Callable[[str], None]) -> None:
     router, topic = spooling_router
     load = Load(router.base, RATE_PER_S)
 
@@ -84,15 +84,14 @@ async def test_a_60s_broker_outage_drops_no_webhook_and_loses_no_event(
         phase = [o.latency_s for o in outcomes if lo <= o.sent_at < hi]
         return f"{1000 * percentile(phase, 50):.1f}/{1000 * percentile(phase, 99):.0f}"
 
-    with capsys.disabled():
-        print(f"\n[broker outage] {len(outcomes)} webhooks at {RATE_PER_S}/s, broker down "
-              f"{up_at - down_at:.0f} s: failures {dict(failures)}; {forwarded} forwarded "
-              f"({forwarded_twice} twice); events missing {len(missing)}, duplicated "
-              f"{duplicated}, re-delivered after the outage {len(after.counts)}; peak spooled "
-              f"{peak['spooled']}; dropped {health['events_dropped']}; peak RSS "
-              f"{peak['rss'] / 2**20:.0f} MiB; latency p50/p99 ms before "
-              f"{latency_ms(0, down_at)}, during {latency_ms(down_at, up_at)}, after "
-              f"{latency_ms(up_at, float('inf'))} (upstream's own {UPSTREAM_DELAY_MS:.0f})")
+    figures(f"[broker outage] {len(outcomes)} webhooks at {RATE_PER_S}/s, broker down "
+          f"{up_at - down_at:.0f} s: failures {dict(failures)}; {forwarded} forwarded "
+          f"({forwarded_twice} twice); events missing {len(missing)}, duplicated "
+          f"{duplicated}, re-delivered after the outage {len(after.counts)}; peak spooled "
+          f"{peak['spooled']}; dropped {health['events_dropped']}; peak RSS "
+          f"{peak['rss'] / 2**20:.0f} MiB; latency p50/p99 ms before "
+          f"{latency_ms(0, down_at)}, during {latency_ms(down_at, up_at)}, after "
+          f"{latency_ms(up_at, float('inf'))} (upstream's own {UPSTREAM_DELAY_MS:.0f})")
 
     assert failures == Counter()
     assert len(outcomes) == RATE_PER_S * (BEFORE_S + OUTAGE_S + AFTER_S)

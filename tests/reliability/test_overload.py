@@ -6,7 +6,7 @@ this run: a closed loop of 32 connections. Then 2,000 connections each send a we
 2000/(2 x rate) seconds: about twice that rate, like many independent senders. The router must
 not crash, its memory must stay bounded and no routing event may be dropped. Back-pressure:
 past ``max_in_flight`` concurrent webhooks the router answers 503 with Retry-After at once
-(webhook senders retry), so admitted webhooks keep a bounded latency. The figures are printed.
+(webhook senders retry), so admitted webhooks keep a bounded latency. The figures go to tests/artifacts/reliability-figures.txt.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def wrk(url: str, connections: int, duration_s: int, delay_ms: float = 0) 
 async def test_twice_the_sustainable_rate_for_60s_leaves_the_router_up_and_bounded(
         tmp_path: Path, kafka_bootstrap: str, rollout_at_50: str, upstream: UpstreamProcess,
         reap: Callable[[RouterProcess], RouterProcess],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        figures: Callable[[str], None]) -> None:
     router = reap(await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
                                                 rollout_at_50).start())
     measured = await wrk(router.base, connections=32, duration_s=8)
@@ -78,16 +78,15 @@ async def test_twice_the_sustainable_rate_for_60s_leaves_the_router_up_and_bound
     statuses = overload["statuses"]
     offered = overload["requests"] / overload["duration_s"]
     served = statuses.get("200", 0) / overload["duration_s"]
-    with capsys.disabled():
-        print(f"\n[overload] sustainable {rate:.0f}/s (32 connections, p99 "
-              f"{measured['p99_ms']:.0f} ms); at {OVERLOAD_CONNECTIONS} connections pacing "
-              f"2x: answered {offered:.0f}/s for {overload['duration_s']:.0f} s, 200s "
-              f"{served:.0f}/s, statuses {statuses}, socket errors connect/read/write/timeout "
-              f"{overload['connect_errors']}/{overload['read_errors']}/"
-              f"{overload['write_errors']}/{overload['timeouts']}; latency p50/p99 "
-              f"{overload['p50_ms']:.0f}/{overload['p99_ms']:.0f} ms; router CPU "
-              f"{router_cpu_pct:.0f}% of a core; RSS idle {idle_rss / 2**20:.0f} MiB, peak "
-              f"{peak_rss / 2**20:.0f} MiB; events dropped {health['events_dropped']}")
+    figures(f"[overload] sustainable {rate:.0f}/s (32 connections, p99 "
+          f"{measured['p99_ms']:.0f} ms); at {OVERLOAD_CONNECTIONS} connections pacing "
+          f"2x: answered {offered:.0f}/s for {overload['duration_s']:.0f} s, 200s "
+          f"{served:.0f}/s, statuses {statuses}, socket errors connect/read/write/timeout "
+          f"{overload['connect_errors']}/{overload['read_errors']}/"
+          f"{overload['write_errors']}/{overload['timeouts']}; latency p50/p99 "
+          f"{overload['p50_ms']:.0f}/{overload['p99_ms']:.0f} ms; router CPU "
+          f"{router_cpu_pct:.0f}% of a core; RSS idle {idle_rss / 2**20:.0f} MiB, peak "
+          f"{peak_rss / 2**20:.0f} MiB; events dropped {health['events_dropped']}")
 
     assert alive
     assert peak_rss < RSS_LIMIT_BYTES

@@ -59,7 +59,7 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
 async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exactly(
         tmp_path: Path, kafka_bootstrap: str, own_postgres: EmbeddedPostgres,
         upstream: UpstreamProcess, reap: Callable[[Any], Any],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        figures: Callable[[str], None]) -> None:
     suffix = uuid.uuid4().hex[:10]
     topics = WorkerTopics(f"pg-events-{suffix}", f"pg-verdicts-{suffix}", f"pg-worker-{suffix}")
     await ensure_topics(kafka_bootstrap, {topics.events: 2, topics.verdicts: 2})
@@ -103,13 +103,12 @@ async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exact
     await router.stop()
     logs_text = router.log_text() + worker.log_text()
 
-    with capsys.disabled():
-        print(f"\n[postgres outage] {len(load.outcomes)} webhooks at {RATE_PER_S}/s, Postgres "
-              f"down {up_at - down_at:.0f} s: {len(answered)} answered 200; while down "
-              f"routed {dict(split)} on config version {versions_during} (before: {version}); "
-              f"logs stored {logs} ({distinct} distinct, {len(stored_ids ^ answered)} "
-              f"differing from the answered ids); buckets {len(buckets)} equal to the "
-              f"no-fault run's {len(expected_buckets)}")
+    figures(f"[postgres outage] {len(load.outcomes)} webhooks at {RATE_PER_S}/s, Postgres "
+          f"down {up_at - down_at:.0f} s: {len(answered)} answered 200; while down "
+          f"routed {dict(split)} on config version {versions_during} (before: {version}); "
+          f"logs stored {logs} ({distinct} distinct, {len(stored_ids ^ answered)} "
+          f"differing from the answered ids); buckets {len(buckets)} equal to the "
+          f"no-fault run's {len(expected_buckets)}")
 
     assert len(answered) == len(load.outcomes)
     assert versions_during == {version}

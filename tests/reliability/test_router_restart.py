@@ -31,7 +31,7 @@ async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_
         own_broker: EmbeddedBroker, upstream: UpstreamProcess,
         spooling_router: tuple[RouterProcess, str],
         events_topic_on: Callable[[str], Awaitable[str]],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        figures: Callable[[str], None]) -> None:
     router, topic = spooling_router
     load = Load(router.base, RATE_PER_S, timeout_s=30)
     traffic = asyncio.create_task(load.run(TOTAL_S))
@@ -65,15 +65,14 @@ async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_
     forwarded = Counter({seq: n for counts in seen.values() for seq, n in counts.items()})
     failed_but_forwarded = [o for o in outcomes if o.status is None and forwarded[str(o.seq)]]
 
-    with capsys.disabled():
-        print(f"\n[router restart] {len(outcomes)} webhooks at {RATE_PER_S}/s, SIGTERM to "
-              f"exit {stop_s:.1f} s (exit code {exit_code}), to listening again "
-              f"{restart_s:.1f} s: answered "
-              f"{len(answered)} {dict(Counter(o.status for o in answered))}, failed at the "
-              f"connection {dict(failed)} ({len(failed_but_forwarded)} of them forwarded all "
-              f"the same); spool replayed by the new process: {replaying} events; events "
-              f"that must arrive {len(must_arrive)}, missing {len(missing)}; dropped "
-              f"{health['events_dropped']}")
+    figures(f"[router restart] {len(outcomes)} webhooks at {RATE_PER_S}/s, SIGTERM to "
+          f"exit {stop_s:.1f} s (exit code {exit_code}), to listening again "
+          f"{restart_s:.1f} s: answered "
+          f"{len(answered)} {dict(Counter(o.status for o in answered))}, failed at the "
+          f"connection {dict(failed)} ({len(failed_but_forwarded)} of them forwarded all "
+          f"the same); spool replayed by the new process: {replaying} events; events "
+          f"that must arrive {len(must_arrive)}, missing {len(missing)}; dropped "
+          f"{health['events_dropped']}")
 
     assert exit_code == 0
     assert {o.status for o in answered} == {200}

@@ -123,7 +123,7 @@ class VerdictReader:
 
 async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_faults(
         tmp_path: Path, kafka_bootstrap: str, database_url: str,
-        reap: Callable[[WorkerProcess], WorkerProcess], capsys: pytest.CaptureFixture[str]) -> None:
+        reap: Callable[[WorkerProcess], WorkerProcess], figures: Callable[[str], None]) -> None:
     suffix = uuid.uuid4().hex[:10]
     topics = WorkerTopics(f"faults-events-{suffix}", f"faults-verdicts-{suffix}",
                           f"faults-worker-{suffix}")
@@ -173,12 +173,11 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
     reference = {orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in expected_verdicts}
     republished = sum(n - 1 for n in published.values())
     decisions = Counter(v["decision"] for v in expected_verdicts)
-    with capsys.disabled():
-        print(f"\n[worker faults] {len(events)} events in {len(records)} records on "
-              f"{PARTITIONS} partitions; kill -9, restart, join, leave: {len(published)} "
-              f"distinct verdicts published ({republished} identical re-publications), "
-              f"no-fault run {len(reference)} ({dict(decisions)}); logs stored {logs} "
-              f"({distinct} distinct); buckets {len(buckets)} of {len(expected_buckets)} equal")
+    figures(f"[worker faults] {len(events)} events in {len(records)} records on "
+          f"{PARTITIONS} partitions; kill -9, restart, join, leave: {len(published)} "
+          f"distinct verdicts published ({republished} identical re-publications), "
+          f"no-fault run {len(reference)} ({dict(decisions)}); logs stored {logs} "
+          f"({distinct} distinct); buckets {len(buckets)} of {len(expected_buckets)} equal")
 
     differing = sorted({verdict_key(orjson.loads(v)) for v in set(published) ^ reference})
     first = differing[0] if differing else None
