@@ -6,7 +6,8 @@ this run: a closed loop of 32 connections. Then 2,000 connections each send a we
 2000/(2 x rate) seconds: about twice that rate, like many independent senders. The router must
 not crash, its memory must stay bounded and no routing event may be dropped. Back-pressure:
 past ``max_in_flight`` concurrent webhooks the router answers 503 with Retry-After at once
-(webhook senders retry), so admitted webhooks keep a bounded latency. The figures go to tests/artifacts/reliability-figures.txt.
+(webhook senders retry), so admitted webhooks keep a bounded latency. The figures go to
+tests/artifacts/reliability-figures.txt.
 """
 
 from __future__ import annotations
