@@ -34,7 +34,7 @@ from aiohttp import web
 
 from trafficlight import operations, settings
 from trafficlight.errors import ServiceStartError
-from trafficlight.services import _die_with_parent, _stop_process, embedded_services, free_port
+from trafficlight.services import die_with_parent, stop_process, embedded_services, free_port
 from trafficlight.simulated_handlers import KnobBoard
 from trafficlight.simulated_handlers import create_app as create_handlers_app
 from trafficlight.traffic import TrafficGenerator, TrafficPlan
@@ -85,12 +85,12 @@ def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path
             [sys.executable, "-m", "trafficlight.cli", *argv],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **env}, cwd=workdir,
-            preexec_fn=lambda: _die_with_parent(signal.SIGTERM),
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
     try:
         yield proc
     finally:
-        _stop_process(proc, signal.SIGTERM, timeout_s=15)
+        stop_process(proc, signal.SIGTERM, timeout_s=15)
         say(f"{name} stopped")
         if proc.returncode not in (0, -signal.SIGTERM):
             say(f"{name} exited with code {proc.returncode} (log: {log_path})")

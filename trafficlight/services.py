@@ -31,7 +31,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent(sig: int) -> None:
+def die_with_parent(sig: int) -> None:
     """Runs in the child after fork (and after any uid change, which would clear it)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, sig)
@@ -48,7 +48,7 @@ def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout_
     raise ServiceStartError(f"nothing listening on {host}:{port} after {timeout_s:.0f}s")
 
 
-def _stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout_s: float = 10) -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout_s: float = 10) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -85,7 +85,7 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _die_with_parent(signal.SIGTERM),
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
         try:
             _wait_for_port(self.host, self.port, self._proc, timeout_s=15)
@@ -95,12 +95,12 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
-        _stop_process(self._proc, signal.SIGTERM)
+        stop_process(self._proc, signal.SIGTERM)
         self._proc = None
 
     def kill(self) -> None:
         """Stop at once, as a crash would."""
-        _stop_process(self._proc, signal.SIGKILL)
+        stop_process(self._proc, signal.SIGKILL)
         self._proc = None
 
 
@@ -173,7 +173,7 @@ class EmbeddedPostgres:
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, user=self._user,
             # SIGINT is Postgres' fast shutdown: clients are disconnected, data is kept.
-            preexec_fn=lambda: _die_with_parent(signal.SIGINT),
+            preexec_fn=lambda: die_with_parent(signal.SIGINT),
         )
         log.close()
         try:
@@ -200,12 +200,12 @@ class EmbeddedPostgres:
         raise ServiceStartError(f"not ready after {timeout_s:.0f}s")
 
     def stop(self) -> None:
-        _stop_process(self._proc, signal.SIGINT, timeout_s=30)
+        stop_process(self._proc, signal.SIGINT, timeout_s=30)
         self._proc = None
 
     def kill(self) -> None:
         """Stop at once, as a crash would; the next start recovers from WAL."""
-        _stop_process(self._proc, signal.SIGKILL)
+        stop_process(self._proc, signal.SIGKILL)
         self._proc = None
 
 
