@@ -34,7 +34,7 @@ from aiohttp import web
 
 from trafficlight import operations, settings
 from trafficlight.errors import ServiceStartError
-from trafficlight.services import die_with_parent, stop_process, embedded_services, free_port
+from trafficlight.services import die_with_parent, embedded_services, free_port, stop_process
 from trafficlight.simulated_handlers import KnobBoard
 from trafficlight.simulated_handlers import create_app as create_handlers_app
 from trafficlight.traffic import TrafficGenerator, TrafficPlan
