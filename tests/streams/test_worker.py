@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -168,3 +171,42 @@ async def test_two_workers_share_the_partitions_and_count_every_domain_exactly(
     for d in domains:
         final = _unified_at([v for v in verdicts if v["domain"] == d], last_s)
         assert final["requests"] == _requests_before(events[d], last_s), d
+
+
+def _verdict_key(verdict: dict[str, Any]) -> bytes:
+    return orjson.dumps(verdict, option=orjson.OPT_SORT_KEYS)
+
+
+async def test_replaying_the_topic_yields_the_verdicts_the_live_worker_published(
+    kafka_bootstrap: str, worker_topics: WorkerTopics, start_worker: StartWorker
+) -> None:
+    t0 = _epoch_start()
+    # Two domains on their own partitions; unified on jobs fails 1 in 20 from the middle on.
+    events = sorted(
+        make_events(t0, 2000, per_s=50, domain="jobs", routed_to="legacy", error_every=500)
+        + make_events(t0, 1000, per_s=50, domain="jobs")
+        + make_events(t0 + 20, 1000, per_s=50, domain="jobs", error_every=20, id_prefix="bad")
+        + make_events(t0, 1200, per_s=30, domain="property", routed_to="legacy")
+        + make_events(t0, 1200, per_s=30, domain="property"),
+        key=lambda e: e["ts"])
+    last_s = math.floor(events[-1]["ts"])
+    start_worker()
+    for domain in ("jobs", "property"):
+        await produce(kafka_bootstrap, worker_topics.events,
+                      [e for e in events if e["domain"] == domain], per_record=100)
+
+    def every_target_at_the_end(vs: list[dict[str, Any]]) -> bool:
+        return {(v["domain"], v["routed_to"]) for v in vs if v["window_end"] == last_s} == {
+            ("jobs", "unified"), ("jobs", "legacy"), ("property", "unified"),
+            ("property", "legacy")}
+
+    live = await read_until(kafka_bootstrap, worker_topics.verdicts, every_target_at_the_end)
+    replayed = subprocess.run(
+        [sys.executable, "-m", "trafficlight.cli", "replay", "--input", "kafka",
+         "--topic", worker_topics.events, "--format", "jsonl"],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True, timeout=120, check=True)
+
+    replay_verdicts = [orjson.loads(line) for line in replayed.stdout.splitlines()]
+    assert any(v["decision"] == "rollback" for v in replay_verdicts)
+    assert {_verdict_key(v) for v in replay_verdicts} == {_verdict_key(v) for v in live}
