@@ -38,8 +38,9 @@ from streams.judge import BucketAggregate, Judge
 from streams.thresholds import ThresholdSet
 from streams.verdicts import DecisionState, Verdict
 
-_ENTRY_HEADER = struct.Struct("<qi")
-"""Bucket entry header: source offset, length of the previous version (0: none)."""
+_ENTRY_HEADER = struct.Struct("<qqi")
+"""Bucket entry header: source offset, offset of the record that created the bucket, length
+of the previous version (0: none)."""
 
 #: The Faust table holding the entries; the sink reads its changelog for bucket aggregates.
 STATE_TABLE = "judge-state"
@@ -67,23 +68,25 @@ def parse_key(key: bytes) -> tuple[int, BucketId | None]:
     return partition, (rest[0], rest[1], rest[2]) if kind == "bucket" else None
 
 
-def encode_bucket(offset: int, previous: bytes | None, current: bytes) -> bytes:
+def encode_bucket(offset: int, created_offset: int, previous: bytes | None,
+                  current: bytes) -> bytes:
     """A bucket entry from encoded buckets (`BucketAggregate.to_bytes`): the one after record
-    `offset` and the one before it (None if that record created the bucket)."""
+    `offset` and the one before it (None if that record created the bucket, at
+    `created_offset`)."""
     previous = previous or b""
-    return _ENTRY_HEADER.pack(offset, len(previous)) + previous + current
+    return _ENTRY_HEADER.pack(offset, created_offset, len(previous)) + previous + current
 
 
-def split_bucket(value: bytes) -> tuple[int, bytes | None, bytes]:
-    """A bucket entry's offset, encoded previous version (None: none) and current version."""
-    offset, previous_len = _ENTRY_HEADER.unpack_from(value)
+def split_bucket(value: bytes) -> tuple[int, int, bytes | None, bytes]:
+    """(offset, created offset, previous version or None, current version) of an entry."""
+    offset, created_offset, previous_len = _ENTRY_HEADER.unpack_from(value)
     at = _ENTRY_HEADER.size + previous_len
-    return offset, value[_ENTRY_HEADER.size:at] or None, value[at:]
+    return offset, created_offset, value[_ENTRY_HEADER.size:at] or None, value[at:]
 
 
 def decode_bucket(value: bytes) -> tuple[int, BucketAggregate]:
     """The source offset a bucket entry includes, and the bucket after it."""
-    offset, _, current = split_bucket(value)
+    offset, _, _, current = split_bucket(value)
     return offset, BucketAggregate.from_bytes(current)
 
 
@@ -122,6 +125,8 @@ class PartitionJudge:
         self.counters = PartitionCounters()
         #: Each live bucket as last written: the next write's previous version, no re-encode.
         self._encoded: dict[BucketId, bytes] = {}
+        #: The offset of the record that created each live bucket.
+        self._created: dict[BucketId, int] = {}
         #: Buckets `restore` rolled back (to None: dropped), rewritten with the next record so
         #: the table matches the state even if re-applying it no longer touches them.
         self._rolled_back: dict[BucketId, bytes | None] = {}
@@ -134,7 +139,7 @@ class PartitionJudge:
         ignored): the state after the partition entry's offset, buckets of a partly written
         record after it rolled back."""
         self = cls(partition, thresholds, bounds)
-        entries_by_bucket: dict[BucketId, tuple[int, bytes | None, bytes]] = {}
+        entries_by_bucket: dict[BucketId, tuple[int, int, bytes | None, bytes]] = {}
         event_time_s: float | None = None
         states: dict[str, DecisionState] = {}
         pending: list[dict[str, Any]] = []
@@ -154,11 +159,17 @@ class PartitionJudge:
                 self.counters = PartitionCounters(**meta["counters"])
                 pending = meta.get("pending", [])
         buckets: list[tuple[str, str, BucketAggregate]] = []
-        for bucket_id, (offset, previous, current) in entries_by_bucket.items():
-            if offset > self.offset:
+        for bucket_id, (offset, created_offset, previous, current) in entries_by_bucket.items():
+            if created_offset > self.offset:
+                # Created after the partition entry: every event in it comes from records
+                # that will be read again. (A table recovered over a live local store keeps
+                # keys the recovered changelog prefix does not have: they land here.)
+                self._rolled_back[bucket_id] = current = None
+            elif offset > self.offset:
                 self._rolled_back[bucket_id] = current = previous
             if current is not None:
                 self._encoded[bucket_id] = current
+                self._created[bucket_id] = created_offset
                 buckets.append((bucket_id[0], bucket_id[1], BucketAggregate.from_bytes(current)))
         self.judge.restore(event_time_s, buckets, states, pending)
         self.judge.counters.late_events = self.counters.late_events
@@ -176,8 +187,9 @@ class PartitionJudge:
         for domain, routed_to, bucket in self.judge.take_dirty():
             bucket_id = (domain, routed_to, bucket.start_s)
             current = bucket.to_bytes()
+            created_offset = self._created.setdefault(bucket_id, offset)
             applied.writes[bucket_key(self.partition, bucket_id)] = encode_bucket(
-                offset, self._encoded.get(bucket_id), current)
+                offset, created_offset, self._encoded.get(bucket_id), current)
             self._encoded[bucket_id] = current
         self._rewrite_rolled_back(offset, applied)
         applied.deletes += self._expire()
@@ -197,7 +209,8 @@ class PartitionJudge:
             if restored is None:
                 applied.deletes.append(key)
             else:
-                applied.writes[key] = encode_bucket(offset, restored, restored)
+                applied.writes[key] = encode_bucket(
+                    offset, self._created[bucket_id], restored, restored)
         self._rolled_back.clear()
 
     def _expire(self) -> list[bytes]:
@@ -210,6 +223,7 @@ class PartitionJudge:
         expired = [b for b in self._encoded if b[2] < oldest_s]
         for bucket_id in expired:
             del self._encoded[bucket_id]
+            self._created.pop(bucket_id, None)
         return [bucket_key(self.partition, b) for b in expired]
 
     def _count(self, applied: Applied) -> None:

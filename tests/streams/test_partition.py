@@ -114,6 +114,31 @@ def test_an_event_held_by_the_far_future_guard_survives_a_restart() -> None:
     assert restored.judge.counters.time_outliers == straight.judge.counters.time_outliers == 0
 
 
+def test_a_table_recovered_over_a_live_local_store_restores_the_partition_entrys_state() -> None:
+    # A rebalance recovers the changelog only up to record j over a store that holds newer
+    # writes: keys the changelog has go back to their version at j, keys created later keep
+    # their newest value. Re-reading from j + 1 must give the uninterrupted run's verdicts.
+    values = _record_values(seconds=30)
+    j = len(values) // 4
+    straight = PartitionJudge(0)
+    _run(values[:j + 1], straight, {})
+    straight_verdicts = [v for o, val in enumerate(values[j + 1:], start=j + 1)
+                         for v in straight.apply(o, val, NOW_S).verdicts]
+
+    at_j: dict[bytes, bytes] = {}
+    judge = PartitionJudge(0)
+    _run(values[:j + 1], judge, at_j)
+    newest = dict(at_j)
+    _run(values, judge, newest, first_offset=j + 1)
+    recovered = {**{k: v for k, v in newest.items() if k not in at_j}, **at_j}
+    restored = PartitionJudge.restore(0, recovered.items())
+    restored_verdicts = [v for o, val in enumerate(values[j + 1:], start=j + 1)
+                         for v in restored.apply(o, val, NOW_S).verdicts]
+
+    assert restored.offset == len(values) - 1
+    assert restored_verdicts == straight_verdicts
+
+
 def test_restore_ignores_other_partitions_entries() -> None:
     values = _record_values()
     table: dict[bytes, bytes] = {}
