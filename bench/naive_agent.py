@@ -22,7 +22,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from hdrh.histogram import HdrHistogram
 
-from trafficlight.kafka import ensure_topics
+from trafficlight.base.kafka import ensure_topics
 
 bootstrap, count = sys.argv[1], int(sys.argv[2])
 suffix = uuid.uuid4().hex[:8]

@@ -29,10 +29,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from trafficlight.db import connect
-from trafficlight.kafka import ensure_topics
-from trafficlight.migrate import apply_migrations
-from trafficlight.services import embedded_services, free_port
+from trafficlight.base.db import connect
+from trafficlight.base.kafka import ensure_topics
+from trafficlight.base.local_services import embedded_services, free_port
+from trafficlight.tools.migrate import apply_migrations
 
 RATE_PER_S = 200
 

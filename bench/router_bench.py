@@ -31,8 +31,8 @@ from pathlib import Path
 
 import aiohttp
 
-from trafficlight.kafka import ensure_topics
-from trafficlight.services import EmbeddedBroker, free_port
+from trafficlight.base.kafka import ensure_topics
+from trafficlight.base.local_services import EmbeddedBroker, free_port
 
 BODY = (b'{"object":"whatsapp_business_account","entry":[{"changes":[{"value":'
         b'{"messages":[{"from":"4915550001","text":{"body":"hallo"}}]}}]}]}')

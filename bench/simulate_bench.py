@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from trafficlight.jsonl import write_jsonl
-from trafficlight.simulate import RUNBOOK_VOLUMES_PER_H, Scenario, default_incident, generate
+from trafficlight.tools.jsonl import write_jsonl
+from trafficlight.tools.simulate import RUNBOOK_VOLUMES_PER_H, Scenario, default_incident, generate
 
 START_TS = 1_795_824_000.0
 

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
-
-from router.config_watcher import ConfigSource
-from router.decision import Target, choose_target
-from router.emitter import EventEmitter
-from router.errors import (
+from trafficlight.router.config_watcher import ConfigSource
+from trafficlight.router.decision import Target, choose_target
+from trafficlight.router.emitter import EventEmitter
+from trafficlight.router.errors import (
     BodyTimeout,
     BodyTooLarge,
     InvalidDomain,
@@ -39,11 +38,11 @@ from router.errors import (
     UpstreamUnreachable,
     http_status_for,
 )
-from router.forwarding import Forwarder
-from router.metrics import UNKNOWN_DOMAIN_LABEL, RouterMetrics
-from router.settings import RouterSettings
-from router.sticky_key import NOT_JSON, parse_body, sticky_key
-from streams.events import RoutingEvent
+from trafficlight.router.forwarding import Forwarder
+from trafficlight.router.metrics import UNKNOWN_DOMAIN_LABEL, RouterMetrics
+from trafficlight.router.settings import RouterSettings
+from trafficlight.router.sticky_key import NOT_JSON, parse_body, sticky_key
+from trafficlight.streams.events import RoutingEvent
 
 ROUTED_TO_HEADER = "X-Routed-To"
 #: The routing event's id, so a sender's request can be found in the logs and on the topic.

@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 import asyncpg
 import orjson
+from trafficlight.router.decision import NO_CONFIG, RoutingConfig
 
-from router.decision import NO_CONFIG, RoutingConfig
-from trafficlight.db import connect, redact, uses_transaction_pooler
-from trafficlight.errors import DatabaseUnavailable
-from trafficlight.settings import CONFIG_CHANNEL
+from trafficlight.base.db import connect, redact, uses_transaction_pooler
+from trafficlight.base.errors import DatabaseUnavailable
+from trafficlight.base.settings import CONFIG_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ from collections import deque
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-
-from router.spool import Record, Spool
-from streams.events import RoutingEvent, encode_events
+from trafficlight.router.spool import Record, Spool
+from trafficlight.streams.events import RoutingEvent, encode_events
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trafficlight.errors import TrafficlightError
+from trafficlight.base.errors import TrafficlightError
 
 
 class RouterError(TrafficlightError):

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from router.config_watcher import ConfigSource
-from router.emitter import EventEmitter
+from trafficlight.router.config_watcher import ConfigSource
+from trafficlight.router.emitter import EventEmitter
 
 UNKNOWN_DOMAIN_LABEL = "_unknown"
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trafficlight.errors import ConfigError
-from trafficlight.settings import EVENTS_TOPIC, STATE_DIR
+from trafficlight.base.errors import ConfigError
+from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR
 
 
 def default_router_id() -> str:

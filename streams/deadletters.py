@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from streams.events import Rejected
+from trafficlight.streams.events import Rejected
 
 
 def dead_letter_topic(events_topic: str) -> str:

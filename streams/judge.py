@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from streams.events import EventBatch
-from streams.histogram import LatencyHistogram
-from streams.thresholds import ThresholdSet
-from streams.verdicts import (
+from trafficlight.streams.events import EventBatch
+from trafficlight.streams.histogram import LatencyHistogram
+from trafficlight.streams.thresholds import ThresholdSet
+from trafficlight.streams.verdicts import (
     DecisionState,
     Judgement,
     Verdict,
@@ -33,8 +32,8 @@ from streams.verdicts import (
     decide,
     judge_target,
 )
-from streams.watermark import Watermark
-from streams.windows import step_boundaries, window_bucket_starts
+from trafficlight.streams.watermark import Watermark
+from trafficlight.streams.windows import step_boundaries, window_bucket_starts
 
 ROUTED_TO_ORDER = ("unified", "legacy")
 _HEADER = struct.Struct("<4sqqqdd")

@@ -32,11 +32,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-
-from streams.events import Rejected, TimeBounds, decode_record
-from streams.judge import BucketAggregate, Judge
-from streams.thresholds import ThresholdSet
-from streams.verdicts import DecisionState, Verdict
+from trafficlight.streams.events import Rejected, TimeBounds, decode_record
+from trafficlight.streams.judge import BucketAggregate, Judge
+from trafficlight.streams.thresholds import ThresholdSet
+from trafficlight.streams.verdicts import DecisionState, Verdict
 
 _ENTRY_HEADER = struct.Struct("<qqi")
 """Bucket entry header: source offset, offset of the record that created the bucket, length

@@ -29,10 +29,10 @@ import mmh3
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
+from trafficlight.streams.events import decode_record
+from trafficlight.streams.partition import decode_bucket, parse_key
 
-from streams.events import decode_record
-from streams.partition import decode_bucket, parse_key
-from trafficlight.db import connect
+from trafficlight.base.db import connect
 
 log = logging.getLogger("trafficlight.sink")
 

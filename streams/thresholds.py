@@ -36,8 +36,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from streams.windows import parse_duration_s
-from trafficlight.errors import ConfigError
+from trafficlight.streams.windows import parse_duration_s
+
+from trafficlight.base.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from streams.thresholds import JudgeSettings, Thresholds
+from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 
 
 class Health(StrEnum):

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from trafficlight.db import connect
-from trafficlight.migrate import apply_migrations
+from trafficlight.base.db import connect
+from trafficlight.tools.migrate import apply_migrations
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def test_services() -> Iterator[TestServices]:
         with _containers() as found:
             yield found
     else:
-        from trafficlight.services import embedded_services
+        from trafficlight.base.local_services import embedded_services
 
         with embedded_services() as running:
             yield TestServices(running.bootstrap_servers, running.database_url)

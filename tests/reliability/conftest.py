@@ -9,9 +9,9 @@ from typing import Protocol, TypeVar
 import pytest
 
 from tests.reliability.harness import UPSTREAM_DELAY_MS, RouterProcess, UpstreamProcess
-from trafficlight.db import connect
-from trafficlight.kafka import ensure_topics
-from trafficlight.services import EmbeddedBroker
+from trafficlight.base.db import connect
+from trafficlight.base.kafka import ensure_topics
+from trafficlight.base.local_services import EmbeddedBroker
 
 #: Where each scenario's figures go (gitignored); `pytest -s` shows them as they come too.
 FIGURES_FILE = Path(__file__).parents[1] / "artifacts" / "reliability-figures.txt"

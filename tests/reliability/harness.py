@@ -23,11 +23,11 @@ import aiohttp
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
+from trafficlight.streams.partition import PartitionJudge
+from trafficlight.streams.thresholds import ThresholdSet
 
-from streams.partition import PartitionJudge
-from streams.thresholds import ThresholdSet
 from tests.reliability.upstream import SEQ_HEADER
-from trafficlight.services import free_port
+from trafficlight.base.local_services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -355,7 +355,7 @@ async def read_topic(bootstrap_servers: str, topic: str) -> Placed:
 
 async def stored_aggregates(database_url: str) -> tuple[int, int, Buckets]:
     """What the sink stored: log rows, distinct event ids, and the bucket aggregates."""
-    from trafficlight.db import connect
+    from trafficlight.base.db import connect
 
     conn = await connect(database_url)
     try:

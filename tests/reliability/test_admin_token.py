@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 from tests.reliability.harness import PASSWORD, REPO_ROOT, child_env, wait_http_ok, with_password
-from trafficlight.db import connect
-from trafficlight.services import free_port
+from trafficlight.base.db import connect
+from trafficlight.base.local_services import free_port
 
 pytestmark = pytest.mark.reliability
 

@@ -13,8 +13,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from streams.events import decode_record, validate_event
+from trafficlight.streams.events import decode_record, validate_event
 
 pytestmark = pytest.mark.reliability
 

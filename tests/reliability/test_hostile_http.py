@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.reliability.harness import RouterProcess, UpstreamProcess, whatsapp_webhook
-from trafficlight.db import connect
+from trafficlight.base.db import connect
 
 pytestmark = pytest.mark.reliability
 

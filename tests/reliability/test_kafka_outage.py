@@ -25,7 +25,7 @@ from tests.reliability.harness import (
     UpstreamProcess,
     percentile,
 )
-from trafficlight.services import EmbeddedBroker
+from trafficlight.base.local_services import EmbeddedBroker
 
 RATE_PER_S = 500
 BEFORE_S, OUTAGE_S, AFTER_S = 10, 60, 10

@@ -30,10 +30,10 @@ from tests.reliability.harness import (
     with_password,
 )
 from tests.streams.worker_harness import WorkerProcess, WorkerTopics
-from trafficlight.db import connect
-from trafficlight.kafka import ensure_topics
-from trafficlight.migrate import apply_migrations
-from trafficlight.services import EmbeddedPostgres
+from trafficlight.base.db import connect
+from trafficlight.base.kafka import ensure_topics
+from trafficlight.base.local_services import EmbeddedPostgres
+from trafficlight.tools.migrate import apply_migrations
 
 pytestmark = pytest.mark.reliability
 

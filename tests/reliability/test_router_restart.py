@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.reliability.harness import EventCollector, Load, RouterProcess, UpstreamProcess
-from trafficlight.services import EmbeddedBroker
+from trafficlight.base.local_services import EmbeddedBroker
 
 RATE_PER_S = 300
 TOTAL_S = 30

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.reliability.harness import Placed, no_fault_run, stored_aggregates
 from tests.streams.worker_harness import WorkerProcess, WorkerTopics
-from trafficlight.kafka import ensure_topics
+from trafficlight.base.kafka import ensure_topics
 
 pytestmark = pytest.mark.reliability
 

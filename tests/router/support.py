@@ -10,11 +10,10 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
-
-from router.decision import RoutingConfig
-from router.emitter import EventEmitter
-from router.settings import RouterSettings
-from router.spool import Spool
+from trafficlight.router.decision import RoutingConfig
+from trafficlight.router.emitter import EventEmitter
+from trafficlight.router.settings import RouterSettings
+from trafficlight.router.spool import Spool
 
 #: Headers a test sends to make the upstream misbehave; they are forwarded like any other.
 REPLY_STATUS_HEADER = "X-Test-Reply-Status"

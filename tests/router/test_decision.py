@@ -9,8 +9,7 @@ import sys
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from router.decision import (
+from trafficlight.router.decision import (
     BUILTIN_PROTECTED_DOMAINS,
     NO_CONFIG,
     RoutingConfig,
@@ -48,7 +47,8 @@ def test_buckets_are_pinned_so_every_release_agrees() -> None:
 
 
 def test_another_process_with_another_hash_seed_computes_the_same_buckets() -> None:
-    probe = "from router.decision import sticky_bucket as b; print(b('property', 'wa-4917612345'))"
+    probe = ("from trafficlight.router.decision import sticky_bucket as b; "
+             "print(b('property', 'wa-4917612345'))")
     other = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert int(other.stdout) == sticky_bucket("property", "wa-4917612345")

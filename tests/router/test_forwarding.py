@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
+from trafficlight.streams.events import decode_record
 from yarl import URL
 
-from streams.events import decode_record
 from tests.router.conftest import StartRouter
 from tests.router.support import (
     REPLY_DELAY_HEADER,
@@ -19,7 +19,7 @@ from tests.router.support import (
     consume_records,
     rollout_config,
 )
-from trafficlight.services import free_port
+from trafficlight.base.local_services import free_port
 
 SIGNATURE = "sha256=6f1ed002ab5595859014ebf0951522d9a3f6e5d4b1a0c5b6c1e7e6c7a8b9c0d1"
 WEBHOOK = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [

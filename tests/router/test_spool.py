@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router.spool import Record, Spool
+from trafficlight.router.spool import Record, Spool
 
 
 def records(count: int, domain: bytes = b"jobs") -> list[Record]:

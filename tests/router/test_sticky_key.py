@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from multidict import CIMultiDict
-
-from router.sticky_key import NOT_JSON, parse_body, sticky_key
+from trafficlight.router.sticky_key import NOT_JSON, parse_body, sticky_key
 
 
 def whatsapp(value: dict[str, object]) -> bytes:

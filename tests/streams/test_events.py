@@ -7,17 +7,17 @@ from unittest import mock
 
 import orjson
 import pytest
+import trafficlight.streams.events as events_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import streams.events as events_module
-from streams.events import (
+from trafficlight.streams.events import (
     RoutingEvent,
     decode_record,
     encode_events,
     read_jsonl,
     validate_event,
 )
+
 from tests.streams.helpers import T0, records
 
 GOOD = records(T0, 1, 3)[0]

@@ -4,8 +4,12 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from hypothesis import given
 from hypothesis import strategies as st
-
-from streams.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, LatencyHistogram
+from trafficlight.streams.histogram import (
+    HIGHEST_US,
+    LOWEST_US,
+    SIGNIFICANT_DIGITS,
+    LatencyHistogram,
+)
 
 latencies = st.lists(st.floats(min_value=0, max_value=5_000_000, allow_nan=False), max_size=200)
 

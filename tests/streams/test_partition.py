@@ -5,14 +5,14 @@ from __future__ import annotations
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from streams.events import encode_events
-from streams.partition import (
+from trafficlight.streams.events import encode_events
+from trafficlight.streams.partition import (
     PartitionJudge,
     decode_bucket,
     parse_key,
     partition_key,
 )
+
 from tests.streams.helpers import T0, interleave, records
 
 NOW_S = T0 + 3600

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from trafficlight.streams.events import encode_events
+from trafficlight.streams.partition import PartitionJudge, changelog_topic
+from trafficlight.streams.sink import PostgresSink, SinkOptions, is_sampled
 
-from streams.events import encode_events
-from streams.partition import PartitionJudge, changelog_topic
-from streams.sink import PostgresSink, SinkOptions, is_sampled
 from tests.streams.worker_harness import make_events, produce_raw, wait_for
-from trafficlight.db import connect
-from trafficlight.migrate import apply_migrations
-from trafficlight.services import EmbeddedPostgres
+from trafficlight.base.db import connect
+from trafficlight.base.local_services import EmbeddedPostgres
+from trafficlight.tools.migrate import apply_migrations
 
 
 def _options(bootstrap: str, database_url: str, suffix: str, group: str = "sink",

@@ -3,9 +3,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from streams.thresholds import JudgeSettings, Thresholds
-from streams.verdicts import (
+from trafficlight.streams.thresholds import JudgeSettings, Thresholds
+from trafficlight.streams.verdicts import (
     Decision,
     DecisionState,
     Health,

@@ -3,8 +3,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from streams.windows import bucket_start, parse_duration_s, step_boundaries, window_bucket_starts
+from trafficlight.streams.windows import (
+    bucket_start,
+    parse_duration_s,
+    step_boundaries,
+    window_bucket_starts,
+)
 
 
 @given(st.floats(min_value=0, max_value=4e9), st.sampled_from([1, 5, 10, 60]))

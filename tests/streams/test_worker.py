@@ -23,7 +23,7 @@ from tests.streams.worker_harness import (
     produce_raw,
     read_until,
 )
-from trafficlight.kafka import ensure_topics
+from trafficlight.base.kafka import ensure_topics
 
 StartWorker = Callable[..., WorkerProcess]
 

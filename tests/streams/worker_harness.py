@@ -18,8 +18,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-from streams.events import encode_events
+from trafficlight.streams.events import encode_events
 
 
 @dataclass(frozen=True)

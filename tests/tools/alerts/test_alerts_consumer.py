@@ -1,0 +1,115 @@
+"""`trafficlight alerts` against a real broker and a local HTTP receiver that fails at first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from tests.tools.alerts.test_alert_changes import verdict
+
+from trafficlight.base.kafka import ensure_topics
+from trafficlight.base.local_services import free_port
+from trafficlight.tools.alerts.consumer import AlertSettings, run_alerts
+from trafficlight.tools.alerts.delivery import RetryPolicy
+
+FAST_RETRY = RetryPolicy(first_delay_s=0.05, max_delay_s=0.2, max_attempts=5)
+
+
+@dataclass
+class Receiver:
+    """A Slack stand-in: answers 503 to the first ``failures`` posts, then 200."""
+
+    url: str
+    failures: int = 0
+    attempts: int = 0
+    accepted: list[dict] = field(default_factory=list)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    state = Receiver(f"http://127.0.0.1:{port}/services/T000/B000/secret")
+
+    async def post(request: web.Request) -> web.Response:
+        state.attempts += 1
+        if state.attempts <= state.failures:
+            return web.Response(status=503, text="try later")
+        state.accepted.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/services/T000/B000/secret", post)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield state
+    await runner.cleanup()
+
+
+async def _produce(bootstrap: str, topic: str, values: list[dict | bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            body = value if isinstance(value, bytes) else orjson.dumps(value)
+            await producer.send_and_wait(topic, body, key=b"jobs")
+    finally:
+        await producer.stop()
+
+
+async def _alerts_until(bootstrap: str, topic: str, receiver: Receiver,
+                        done: Callable[[], bool]) -> None:
+    stop = asyncio.Event()
+    config = AlertSettings(bootstrap, receiver.url, topic=topic, group_id=f"alerts-{topic}",
+                           offset_reset="earliest", retry=FAST_RETRY)
+    task = asyncio.create_task(run_alerts(config, stop))
+    for _ in range(300):
+        if done() or task.done():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # anything extra would have arrived by now
+    stop.set()
+    await task
+
+
+async def test_posts_once_per_change_in_order(
+        kafka_bootstrap: str, unique_topic: Callable[[str], str], receiver: Receiver) -> None:
+    topic = unique_topic("verdicts")
+    await ensure_topics(kafka_bootstrap, {topic: 1})
+    states = ([("healthy", "proceed")] * 3 + [("critical", "hold")] * 2
+              + [("critical", "rollback")] * 3 + [("healthy", "rollback")] * 2)
+    await _produce(kafka_bootstrap, topic,
+                   [verdict(i + 1, s, d) for i, (s, d) in enumerate(states)])
+    await _alerts_until(kafka_bootstrap, topic, receiver, lambda: len(receiver.accepted) >= 3)
+    assert [m["text"].split("unified: ", 1)[1] for m in receiver.accepted] == [
+        "critical -> hold (was healthy / proceed)",
+        "critical -> rollback (was critical / hold)",
+        "healthy -> rollback (was critical / rollback)",
+    ]
+
+
+async def test_retries_a_failing_webhook_until_it_accepts(
+        kafka_bootstrap: str, unique_topic: Callable[[str], str], receiver: Receiver) -> None:
+    topic = unique_topic("verdicts")
+    await ensure_topics(kafka_bootstrap, {topic: 1})
+    receiver.failures = 2
+    await _produce(kafka_bootstrap, topic, [verdict(1), verdict(2, "critical", "rollback")])
+    await _alerts_until(kafka_bootstrap, topic, receiver, lambda: len(receiver.accepted) >= 1)
+    assert receiver.attempts == 3
+    assert len(receiver.accepted) == 1
+    assert "critical -> rollback" in receiver.accepted[0]["text"]
+
+
+async def test_a_malformed_record_is_skipped_and_the_next_still_alerts(
+        kafka_bootstrap: str, unique_topic: Callable[[str], str], receiver: Receiver) -> None:
+    topic = unique_topic("verdicts")
+    await ensure_topics(kafka_bootstrap, {topic: 1})
+    await _produce(kafka_bootstrap, topic, [b"{not json", {"verdict": "purple"},
+                                            verdict(1, "critical", "rollback")])
+    await _alerts_until(kafka_bootstrap, topic, receiver, lambda: len(receiver.accepted) >= 1)
+    assert len(receiver.accepted) == 1

@@ -1,0 +1,161 @@
+"""The dashboard's HTTP API: snapshot contents and token-guarded controls, over real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from tests.tools.dashboard.rows import (
+    RunningDashboard,
+    insert_bucket,
+    insert_verdict,
+    now_s,
+)
+
+from trafficlight.base.local_services import free_port
+from trafficlight.tools.dashboard.app import FEED, DashboardSettings, create_app
+from trafficlight.tools.dashboard.snapshot import config_change_kind
+
+
+async def _current_config(db: asyncpg.Connection) -> asyncpg.Record:
+    return await db.fetchrow("SELECT percentage::float8 AS percentage, enabled, created_by, notes "
+                             "FROM webhook_routing_config ORDER BY created_at DESC LIMIT 1")
+
+
+async def _post(url: str, body: dict, token: str | None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    async with aiohttp.ClientSession() as http, http.post(url, json=body,
+                                                          headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def _state_when(url: str, ready: object, timeout_s: float = 10) -> dict:
+    """The snapshot once ``ready(snapshot)`` holds (the feed re-reads every 0.2 s)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(int(timeout_s / 0.1)):
+            async with http.get(f"{url}/api/state") as response:
+                snapshot = await response.json()
+            if ready(snapshot):  # type: ignore[operator]
+                return snapshot
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"snapshot never became ready: {snapshot}")
+
+
+async def test_snapshot_carries_rates_error_pct_and_p95_per_domain_and_target(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    start = now_s() - 30
+    await insert_bucket(db, "jobs", "unified", start_s=start, requests=50, errors=1, p95_ms=240)
+    snapshot = await _state_when(running_dashboard.url, lambda s: "jobs" in s["series"])
+    series = snapshot["series"]["jobs"]["unified"]
+    assert series["rps"] == [5.0]  # 50 requests in a closed 10 s bucket
+    assert series["error_pct"] == [2.0]
+    assert series["p95_ms"] == [240]
+
+
+async def test_snapshot_shows_latest_verdict_and_only_verdict_changes_in_timeline(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    end = now_s()
+    for offset, verdict, decision in [(-3, "healthy", "proceed"), (-2, "healthy", "proceed"),
+                                      (-1, "critical", "rollback")]:
+        await insert_verdict(db, "jobs", "unified", end_s=end + offset, requests=600,
+                             errors=30 if verdict == "critical" else 0, p95_ms=300,
+                             verdict=verdict, decision=decision)
+    snapshot = await _state_when(running_dashboard.url, lambda s: len(s["timeline"]) == 2)
+    latest = {(r["domain"], r["routed_to"]): r for r in snapshot["latest"]}
+    assert latest["jobs", "unified"]["verdict"] == "critical"
+    assert latest["jobs", "unified"]["error_pct"] == 5.0
+    assert [(t["verdict"], t["decision"]) for t in snapshot["timeline"]] == [
+        ("critical", "rollback"), ("healthy", "proceed")]
+
+
+async def test_snapshot_draws_the_default_thresholds_per_rollout_domain(
+        running_dashboard: RunningDashboard) -> None:
+    snapshot = await _state_when(running_dashboard.url, lambda s: bool(s.get("thresholds")))
+    assert set(snapshot["thresholds"]) == {"jobs", "marketplace", "property"}
+    assert snapshot["thresholds"]["jobs"] == {
+        "warning_error_pct": 0.1, "critical_error_pct": 0.5,
+        "warning_p95_ms": 2000.0, "critical_p95_ms": 3000.0}
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token"])
+async def test_controls_refuse_without_the_right_token(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection, token: str | None) -> None:
+    status, body = await _post(f"{running_dashboard.url}/api/percentage",
+                               {"percentage": 50, "reason": "no token"}, token)
+    assert status == 401
+    assert "token" in body["error"]
+    assert (await _current_config(db))["percentage"] == 0
+
+
+async def test_set_percentage_with_the_token_records_a_change_by_the_dashboard(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    status, _ = await _post(f"{running_dashboard.url}/api/percentage",
+                            {"percentage": 25, "reason": "Scaling to 25%"},
+                            running_dashboard.token)
+    assert status == 200
+    config = await _current_config(db)
+    assert (config["percentage"], config["enabled"]) == (25, True)
+    assert (config["created_by"], config["notes"]) == ("dashboard", "Scaling to 25%")
+
+
+async def test_rollback_disables_routing_and_keeps_the_percentage(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    await db.execute("SELECT update_routing_percentage(10, 'start')")
+    status, _ = await _post(f"{running_dashboard.url}/api/rollback",
+                            {"reason": "errors on unified"}, running_dashboard.token)
+    assert status == 200
+    config = await _current_config(db)
+    assert (config["percentage"], config["enabled"]) == (10, False)
+    assert config["notes"] == "Rollback: errors on unified"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"percentage": 150, "reason": "too much"}, "between 0 and 100"),
+    ({"percentage": "ten", "reason": "not a number"}, "must be a number"),
+    ({"percentage": 10, "reason": "  "}, "reason is required"),
+    ({"percentage": 10, "reason": ["a", "list"]}, "reason must be text"),
+])
+async def test_refused_changes_answer_400_with_one_line_and_change_nothing(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection,
+        body: dict, message: str) -> None:
+    status, answer = await _post(f"{running_dashboard.url}/api/percentage", body,
+                                 running_dashboard.token)
+    assert status == 400
+    assert message in answer["error"]
+    assert "\n" not in answer["error"]
+    assert (await _current_config(db))["percentage"] == 0
+
+
+async def test_live_stream_sends_snapshots_and_ends_when_the_dashboard_shuts_down(
+        database_url: str) -> None:
+    # No periodic re-read during the test: the only snapshot is the first one.
+    app = create_app(DashboardSettings(database_url=database_url, token="t", refresh_s=600))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://127.0.0.1:{port}/api/stream") as response:
+        first = await response.content.readline()
+        assert first.startswith(b"data: {")
+        await app[FEED].close()  # what the app's on_shutdown does
+        rest = await asyncio.wait_for(response.content.read(), 30)  # a deadline, not a bound
+    await runner.cleanup()
+    assert response.content.at_eof()
+    assert b"data: " not in rest
+
+
+@pytest.mark.parametrize(("before", "after", "kind"), [
+    (None, {"enabled": False, "percentage": 0}, "initial"),
+    ({"enabled": True, "percentage": 10}, {"enabled": False, "percentage": 10}, "rollback"),
+    ({"enabled": False, "percentage": 10}, {"enabled": True, "percentage": 10}, "enable"),
+    ({"enabled": True, "percentage": 10}, {"enabled": True, "percentage": 25}, "promotion"),
+    ({"enabled": True, "percentage": 25}, {"enabled": True, "percentage": 10}, "reduction"),
+    ({"enabled": True, "percentage": 25}, {"enabled": True, "percentage": 25}, "note"),
+])
+def test_config_changes_are_marked_by_what_they_did(
+        before: dict | None, after: dict, kind: str) -> None:
+    assert config_change_kind(before, after) == kind

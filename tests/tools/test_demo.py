@@ -1,0 +1,169 @@
+"""`trafficlight demo` as a user runs it: a subprocess from start to Ctrl-C, with an incident.
+
+One run (about a minute) is recorded by a module fixture; each test reads one fact from it:
+verdicts appear, the incident is rolled back by the worker, the knob CLI reaches the running
+demo, and Ctrl-C leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from trafficlight.base.db import connect
+
+#: Generous: a liveness bound for a loaded 2-core machine, not a performance target.
+STEP_TIMEOUT_S = 150
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat, so a reused PID is not mistaken for ours; None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every live process under ``root``, with its start time."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, str] = {}
+    pending = list(children.get(root, []))
+    while pending:
+        pid = pending.pop()
+        start = _start_time(pid)
+        if start is not None:
+            found[pid] = start
+        pending.extend(children.get(pid, []))
+    return found
+
+
+@dataclass
+class DemoRun:
+    lines: list[str] = field(default_factory=list)
+    children: dict[int, str] = field(default_factory=dict)
+    knob_output: str = ""
+    last_config: dict = field(default_factory=dict)
+    rollback_verdicts: int = 0
+    verdicts: int = 0
+    exit_code: int | None = None
+
+    def line_matching(self, pattern: str) -> str | None:
+        return next((line for line in self.lines if re.search(pattern, line)), None)
+
+
+async def _read_until(proc: asyncio.subprocess.Process, run: DemoRun, pattern: str) -> str:
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        try:
+            raw = await asyncio.wait_for(proc.stdout.readline(), deadline - time.monotonic())
+        except TimeoutError:
+            break
+        if not raw:
+            break
+        run.lines.append(raw.decode().rstrip())
+        if re.search(pattern, run.lines[-1]):
+            return run.lines[-1]
+    raise AssertionError(f"demo never printed /{pattern}/; it printed:\n" + "\n".join(run.lines))
+
+
+async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "trafficlight.cli", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return out.decode()
+
+
+@pytest.fixture(scope="module")
+async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoRun]:
+    """A demo with an incident 20 s in, stopped by SIGINT once the rollback is recorded."""
+    workdir = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env["TRAFFICLIGHT_HOME"] = str(workdir / "home")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
+        "--dashboard-port", "0", "--incident-at", "20s", "--rollout-plan", "off",
+        "--data-dir", str(workdir / "data"), cwd=workdir, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    run = DemoRun()
+    try:
+        services = await _read_until(proc, run, r"embedded Kafka at")
+        database_url = services.split("Postgres at ")[1].strip()
+        await _read_until(proc, run, r"first verdict")
+        run.children = descendants(proc.pid)
+        await _read_until(proc, run, r"DISABLED by demo-worker")
+        run.knob_output = await _cli("demo-knob", cwd=workdir, env=env)
+        conn = await connect(database_url)
+        try:
+            run.last_config = dict(await conn.fetchrow(
+                "SELECT enabled, created_by, notes FROM webhook_routing_config "
+                "ORDER BY id DESC LIMIT 1"))
+            run.verdicts = await conn.fetchval("SELECT count(*) FROM webhook_routing_verdicts")
+            run.rollback_verdicts = await conn.fetchval(
+                "SELECT count(*) FROM webhook_routing_verdicts "
+                "WHERE routed_to = 'unified' AND decision = 'rollback'")
+        finally:
+            await conn.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
+        run.lines.extend(rest.decode().splitlines())
+        run.exit_code = proc.returncode
+    yield run
+
+
+def test_demo_prints_the_urls(demo_run: DemoRun) -> None:
+    assert demo_run.line_matching(r"dashboard\s+http://127\.0\.0\.1:\d+/#token=\S+")
+    assert demo_run.line_matching(r"router\s+http://127\.0\.0\.1:\d+/webhook/\{domain\}")
+
+
+def test_demo_produces_verdicts(demo_run: DemoRun) -> None:
+    assert demo_run.line_matching(r"first verdict: \w+/(unified|legacy) (healthy|warning)")
+    assert demo_run.verdicts > 0
+
+
+def test_incident_leads_to_automatic_rollback(demo_run: DemoRun) -> None:
+    assert demo_run.line_matching(r"INCIDENT: unified now fails 25%")
+    assert demo_run.last_config["enabled"] is False
+    assert demo_run.last_config["created_by"] == "demo-worker"
+    assert demo_run.last_config["notes"].startswith("automatic rollback:")
+    assert demo_run.rollback_verdicts > 0
+
+
+def test_knob_cli_reaches_the_running_demo(demo_run: DemoRun) -> None:
+    assert "unified  latency 80 ms, errors 25%" in demo_run.knob_output
+    assert "legacy   latency 120 ms, errors 0%" in demo_run.knob_output
+
+
+def test_ctrl_c_stops_everything_without_orphans(demo_run: DemoRun) -> None:
+    assert demo_run.exit_code == 0
+    assert demo_run.lines[-1].endswith("stopped")
+    assert len(demo_run.children) >= 4  # broker, postgres, router, worker (and Postgres' own)
+    deadline = time.monotonic() + 10
+    alive = dict(demo_run.children)
+    while alive and time.monotonic() < deadline:
+        alive = {pid: start for pid, start in alive.items() if _start_time(pid) == start}
+        time.sleep(0.2)
+    assert alive == {}

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from click.testing import CliRunner
+from trafficlight.streams.events import encode_events
+from trafficlight.streams.judge import Judge
+
+from tests.streams.helpers import T0, batch, interleave, records
+from trafficlight.cli import cli
+from trafficlight.tools.replay import RejectLog, topic_batches
+
+
+def write_jsonl(path: Path, events: list[dict], corrupt_at: int | None = None) -> Path:
+    lines = [orjson.dumps(e) for e in events]
+    if corrupt_at is not None:
+        lines.insert(corrupt_at - 1, b"{corrupt")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def scenario() -> list[dict]:
+    """Clean traffic, then an error spike on unified in jobs (labelled)."""
+    return interleave(records(T0, 120, 50), records(T0, 120, 50, routed_to="legacy"),
+                      records(T0 + 120, 20, 50, error_every=10, label="error_spike"),
+                      records(T0 + 120, 20, 50, routed_to="legacy"))
+
+
+def test_replay_jsonl_is_one_verdict_per_target_per_evaluation(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario())
+    result = CliRunner().invoke(cli, ["replay", "--input", str(path)])
+    lines = [orjson.loads(x) for x in result.stdout.splitlines()]
+    assert result.exit_code == 0
+    assert len(lines) == 2 * 139   # evaluations at T0+1 .. T0+139, unified and legacy
+    assert {x["routed_to"] for x in lines[:2]} == {"unified", "legacy"}
+    again = CliRunner().invoke(cli, ["replay", "--input", str(path)])
+    assert again.stdout == result.stdout
+
+
+def test_corrupt_lines_are_skipped_and_reported_with_line_numbers(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario(), corrupt_at=7)
+    result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "table"])
+    assert result.exit_code == 0
+    assert "line 7: bad JSON" in result.stderr and "skipped 1 corrupt" in result.stderr
+
+
+def test_strict_stops_at_the_first_corrupt_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario(), corrupt_at=7)
+    result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--strict"])
+    assert result.exit_code != 0
+    assert "line 7" in str(result.exception)
+
+
+def test_threshold_sets_compare_side_by_side_with_detection_times(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario())
+    lax = tmp_path / "lax.toml"
+    lax.write_text("[thresholds]\nwarning_error_pct = 20\ncritical_error_pct = 50\n")
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[judge]\nrollback_after = 2\n")
+    result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "table",
+                                      "--thresholds", str(lax), "--thresholds", str(strict)])
+    assert result.exit_code == 0
+    row = next(x for x in result.stdout.splitlines() if x.startswith("error_spike"))
+    assert [c.strip() for c in row.split("|")[1:]] == ["missed", "2.0 s"]
+
+
+async def test_replaying_a_topic_gives_the_verdicts_of_a_judge_on_the_stream(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    events = scenario()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(0, len(events), 250):
+            await producer.send_and_wait(topic, encode_events(events[i:i + 250]), partition=0)
+    finally:
+        await producer.stop()
+    live = Judge()
+    expected = [v for i in range(0, len(events), 250)
+                for v in live.ingest(batch(events[i:i + 250]))]
+    from trafficlight.tools.replay import replay
+
+    batches = [b async for b in topic_batches(
+        kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)]
+    assert [len(b) for _, b in batches][:2] == [250, 250]
+    summaries, _ = replay(batches, [Judge().thresholds], None)
+    judge = Judge()
+    assert [v for _, b in batches for v in judge.ingest(b)] == expected
+    assert summaries[0].evaluations == len({(v.domain, v.window_end) for v in expected})
+
+
+async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def test_a_topic_scan_ends_at_the_offsets_seen_when_it_started(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + i, 1, 10))
+                                            for i in range(3)])
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)
+    seen = [await anext(scan)]
+    # Written after the scan started: not part of this replay.
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + 3, 1, 10))])
+    seen += [b async for b in scan]
+    assert [len(b) for _, b in seen] == [10, 10, 10]
+
+
+async def test_a_topic_scan_with_until_stops_two_records_past_it(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    seconds = [0, 1, 2, 40, 41, 42, 43]  # until T0 + 10, settling 20 s: 40 and 41 end it
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + s, 1, 10))
+                                            for s in seconds])
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None,
+                         until_s=T0 + 10, settle_s=20)
+    assert [len(b) async for _, b in scan] == [10, 10, 10, 0, 0]
+
+
+async def test_a_far_future_record_alone_does_not_end_a_topic_scan(
+        kafka_bootstrap: str, unique_topic) -> None:
+    topic = unique_topic("events")
+    seconds = [0, 3600, 1, 2]  # one record an hour ahead: a time outlier, not the end
+    await _produce(kafka_bootstrap, topic, [encode_events(records(T0 + s, 1, 10))
+                                            for s in seconds])
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None,
+                         until_s=T0 + 10, settle_s=20)
+    assert [len(b) async for _, b in scan] == [10, 0, 10, 10]

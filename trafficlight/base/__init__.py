@@ -1,0 +1,1 @@
+"""The base layer: settings, errors, connections, local services; imports nothing above it."""

@@ -1,0 +1,46 @@
+"""Where the services are: the environment, per SPEC "Services"."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trafficlight.base.errors import ConfigError
+
+KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+DATABASE_URL_ENV = "DATABASE_URL"
+
+EVENTS_TOPIC = "webhook-routing-events"
+VERDICTS_TOPIC = "webhook-routing-verdicts"
+CONFIG_CHANNEL = "webhook_routing_config"
+
+#: Where embedded services keep their data when no other folder is given.
+STATE_DIR = Path(os.environ.get("TRAFFICLIGHT_HOME", ".trafficlight"))
+
+
+def kafka_bootstrap_servers() -> str | None:
+    return os.environ.get(KAFKA_BOOTSTRAP_ENV) or None
+
+
+def database_url() -> str | None:
+    return os.environ.get(DATABASE_URL_ENV) or None
+
+
+def required_database_url() -> str:
+    url = database_url()
+    if url is None:
+        raise ConfigError(
+            f"{DATABASE_URL_ENV} is not set (run `trafficlight services` and paste its "
+            "export lines)"
+        )
+    return url
+
+
+def required_kafka_bootstrap_servers() -> str:
+    servers = kafka_bootstrap_servers()
+    if servers is None:
+        raise ConfigError(
+            f"{KAFKA_BOOTSTRAP_ENV} is not set (run `trafficlight services` and paste its "
+            "export lines)"
+        )
+    return servers

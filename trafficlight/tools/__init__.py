@@ -1,0 +1,1 @@
+"""Tools over the services: replay, simulate, report, dashboard, alerts, demo."""

@@ -1,0 +1,1 @@
+"""The dashboard: live verdicts and config over SSE, with token-guarded controls."""

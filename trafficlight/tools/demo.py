@@ -1,0 +1,285 @@
+"""`trafficlight demo`: the whole system on embedded services, with simulated traffic.
+
+What runs: the embedded broker and Postgres (children that die with us), the simulated
+legacy and unified handlers, the dashboard and the traffic generator in this process, and
+the router and one worker as child processes, exactly as they run in production. Ctrl-C
+(or SIGTERM, or `--duration`) stops them in reverse order; every child also gets a
+parent-death signal, so even a killed demo leaves no process behind.
+
+`--incident-at 60s` turns unified's error rate up at that moment: the worker judges it
+critical, rolls back through `set_routing_enabled(false, ...)`, the routers send everything
+to legacy, and the dashboard and this terminal show each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import click
+import orjson
+from aiohttp import web
+
+from trafficlight.base import settings
+from trafficlight.base.errors import ServiceStartError
+from trafficlight.base.local_services import (
+    die_with_parent,
+    embedded_services,
+    free_port,
+    stop_process,
+)
+from trafficlight.tools import operations
+from trafficlight.tools.simulated_handlers import KnobBoard
+from trafficlight.tools.simulated_handlers import create_app as create_handlers_app
+from trafficlight.tools.traffic import TrafficGenerator, TrafficPlan
+
+#: Where `trafficlight demo-knob` finds the running demo.
+STATE_FILE_NAME = "demo.json"
+DEMO_ACTOR = "demo"
+
+
+def state_file() -> Path:
+    return settings.STATE_DIR / STATE_FILE_NAME
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    speed: float
+    start_percentage: float = 10.0
+    incident_at_s: float | None = None
+    incident_error_pct: float = 25.0
+    rollout_plan: str | None = "10,25,50,100"
+    bake: str = "45s"
+    #: Stored verdict rows in a row, and the verdicts table keeps one row per target per
+    #: 10 s bucket of window start: 3 is about 30 s of proceed.
+    healthy_evaluations: int = 3
+    router_port: int = 8080
+    dashboard_port: int = 8090
+    duration_s: float | None = None
+    host: str = "127.0.0.1"
+
+
+class Say:
+    """Progress lines with the time since the demo began."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        click.echo(f"[{time.monotonic() - self.t0:6.1f}s] {message}")
+
+
+@contextlib.contextmanager
+def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path,
+                  say: Say) -> Iterator[subprocess.Popen[bytes]]:
+    """A trafficlight subcommand as a child: output to `<workdir>/<name>.log`, dies with us."""
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trafficlight.cli", *argv],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **env}, cwd=workdir,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+        )
+    try:
+        yield proc
+    finally:
+        stop_process(proc, signal.SIGTERM, timeout_s=15)
+        say(f"{name} stopped")
+        if proc.returncode not in (0, -signal.SIGTERM):
+            say(f"{name} exited with code {proc.returncode} (log: {log_path})")
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ServiceStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServiceStartError(f"the process behind {url} exited with code "
+                                        f"{proc.returncode} before it answered")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise ServiceStartError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def router_toml(options: DemoOptions, handlers_url: str, workdir: Path) -> Path:
+    path = workdir / "router.toml"
+    path.write_text(
+        "[router]\n"
+        f'host = "{options.host}"\nport = {options.router_port}\n'
+        f'legacy_url = "{handlers_url}/legacy/{{domain}}"\n'
+        f'unified_url = "{handlers_url}/unified/{{domain}}"\n'
+        'router_id = "demo-router"\n'
+        f'spool_dir = "{workdir / "router-spool"}"\n'
+    )
+    return path
+
+
+def worker_argv(options: DemoOptions) -> list[str]:
+    argv = ["worker", "--worker-id", "demo-worker", "--loglevel", "warning"]
+    if options.rollout_plan:
+        argv += ["--rollout-plan", options.rollout_plan, "--bake", options.bake,
+                 "--healthy-evaluations", str(options.healthy_evaluations)]
+    return argv
+
+
+class Narrator:
+    """Tells in the terminal what the dashboard shows: verdicts, config changes, traffic."""
+
+    def __init__(self, database_url: str, traffic: TrafficGenerator, say: Say) -> None:
+        self._url = database_url
+        self._traffic = traffic
+        self._say = say
+        self._last_config_id = 0
+        self._seen_verdict = False
+
+    async def run(self, every_s: float = 1.0, summary_every_s: float = 15.0) -> None:
+        from trafficlight.base.db import connect
+
+        conn = await connect(self._url)
+        last_summary = time.monotonic()
+        try:
+            while True:
+                await self._tell(conn)
+                if time.monotonic() - last_summary >= summary_every_s:
+                    self._summary()
+                    last_summary = time.monotonic()
+                await asyncio.sleep(every_s)
+        finally:
+            await conn.close()
+
+    async def _tell(self, conn: asyncpg.Connection) -> None:
+        rows = await conn.fetch(
+            "SELECT id, percentage::float8 AS pct, enabled, created_by, notes "
+            "FROM webhook_routing_config WHERE id > $1 ORDER BY id", self._last_config_id)
+        for row in rows:
+            if self._last_config_id:
+                state = "enabled" if row["enabled"] else "DISABLED"
+                self._say(f"config v{row['id']}: {row['pct']:g}% {state} "
+                          f"by {row['created_by']}: {row['notes']}")
+            self._last_config_id = row["id"]
+        if not self._seen_verdict:
+            first = await conn.fetchrow(
+                "SELECT domain, routed_to, verdict, decision FROM webhook_routing_verdicts "
+                "WHERE verdict <> 'insufficient_data' ORDER BY evaluated_at LIMIT 1")
+            if first is not None:
+                self._seen_verdict = True
+                self._say(f"first verdict: {first['domain']}/{first['routed_to']} "
+                          f"{first['verdict']} -> {first['decision']}")
+
+    def _summary(self) -> None:
+        c = self._traffic.counters
+        answered = sum(c.by_status.values())
+        errors = sum(n for status, n in c.by_status.items() if status >= 500)
+        unified = c.by_target.get("unified", 0)
+        self._say(f"traffic: {c.sent} sent, {answered} answered, "
+                  f"{100 * unified / max(answered, 1):.1f}% to unified, "
+                  f"{100 * errors / max(answered, 1):.2f}% errors")
+
+
+async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -> None:
+    await asyncio.sleep(at_s)
+    board.update({"unified": {"error_pct": error_pct}})
+    say(f"INCIDENT: unified now fails {error_pct:g}% of webhooks; watch the rollback")
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
+    from trafficlight.base.kafka import ensure_topics
+    from trafficlight.tools.dashboard.address import dashboard_token, dashboard_url
+    from trafficlight.tools.dashboard.app import DashboardSettings
+    from trafficlight.tools.dashboard.app import create_app as create_dashboard_app
+    from trafficlight.tools.migrate import apply_migrations
+
+    stop = _stop_event()
+    with embedded_services(workdir / "services") as running:
+        say(f"embedded Kafka at {running.bootstrap_servers}, Postgres at {running.database_url}")
+        await ensure_topics(running.bootstrap_servers)
+        await apply_migrations(running.database_url)
+        await operations.set_percentage(
+            running.database_url, Decimal(str(options.start_percentage)),
+            f"Demo: start the rollout at {options.start_percentage:g}%", DEMO_ACTOR)
+        env = {settings.KAFKA_BOOTSTRAP_ENV: running.bootstrap_servers,
+               settings.DATABASE_URL_ENV: running.database_url,
+               "TRAFFICLIGHT_HOME": str(workdir)}
+        board = KnobBoard()
+        token, _ = dashboard_token()
+        async with (
+            serve(create_handlers_app(board), options.host, free_port()) as handlers_url,
+            serve(create_dashboard_app(DashboardSettings(
+                database_url=running.database_url, token=token,
+                knobs_url=f"{handlers_url}/knobs")), options.host, options.dashboard_port),
+        ):
+            with (
+                child_process("worker", worker_argv(options), env, workdir, say),
+                child_process("router", ["router", "--config",
+                                         str(router_toml(options, handlers_url, workdir))],
+                              env, workdir, say) as router,
+            ):
+                router_url = f"http://{options.host}:{options.router_port}"
+                await wait_healthy(f"{router_url}/healthz", router)
+                traffic = TrafficGenerator(TrafficPlan(router_url, options.speed))
+                state = {"knobs_url": f"{handlers_url}/knobs", "router_url": router_url,
+                         "dashboard_url": dashboard_url(options.host, options.dashboard_port),
+                         **env}
+                state_file().parent.mkdir(parents=True, exist_ok=True)
+                state_file().write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
+                page = dashboard_url(options.host, options.dashboard_port, token)
+                click.echo(f"\n  dashboard  {page}")
+                click.echo(f"  router     {router_url}/webhook/{{domain}}")
+                click.echo(f"  handlers   {handlers_url} (knobs: trafficlight demo-knob)")
+                click.echo(f"  traffic    {traffic.plan.total_per_s:.0f} webhooks/s "
+                           f"({options.speed:g}x the runbook's volumes)")
+                click.echo(f"  logs       {workdir}/router.log, {workdir}/worker.log")
+                click.echo("  Ctrl-C stops everything\n")
+                tasks = [asyncio.create_task(traffic.run()),
+                         asyncio.create_task(Narrator(running.database_url, traffic, say).run())]
+                if options.incident_at_s is not None:
+                    tasks.append(asyncio.create_task(_incident(
+                        board, options.incident_at_s, options.incident_error_pct, say)))
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), options.duration_s)
+                    say("stopping")
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    state_file().unlink(missing_ok=True)
+    say("stopped")

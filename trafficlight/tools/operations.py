@@ -1,0 +1,138 @@
+"""Operators' reads and changes of the routing config, always through the SQL functions.
+
+Every change runs in one transaction that first sets ``trafficlight.actor`` (SET LOCAL) to the
+operator's OS user, so the config history says who did it. The database is the only judge of
+what is allowed (percentage range, empty reason, ...): its refusal becomes
+:class:`RefusedByDatabase` with the database's own message.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from trafficlight.base.db import connect
+from trafficlight.base.errors import InvalidInput, RefusedByDatabase
+
+#: What ``rollback`` writes in front of the operator's reason, so the history shows it.
+ROLLBACK_NOTE_PREFIX = "Rollback: "
+
+_CURRENT_CONFIG_SQL = """
+    SELECT id, percentage, enabled, domains, protected_domains, notes, created_by, created_at
+    FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """One row of ``webhook_routing_config``."""
+
+    id: int
+    percentage: Decimal
+    enabled: bool
+    domains: list[str]
+    protected_domains: list[str]
+    notes: str | None
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> RoutingConfig:
+        return cls(**dict(row))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.id, "percentage": float(self.percentage), "enabled": self.enabled,
+            "domains": self.domains, "protected_domains": self.protected_domains,
+            "notes": self.notes, "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a change did: the database's NOTICE (the runbook's wording) and the new config."""
+
+    notice: str
+    config: RoutingConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"notice": self.notice, "config": self.config.to_dict()}
+
+
+def os_actor() -> str:
+    """Who is typing: recorded as ``created_by`` of each change."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers) and no USER variable
+        return "unknown-operator"
+
+
+async def current_config(conn: asyncpg.Connection) -> RoutingConfig:
+    return RoutingConfig.from_record(await conn.fetchrow(_CURRENT_CONFIG_SQL))
+
+
+def check_domain(config: RoutingConfig, domain: str) -> None:
+    """Refuse a domain that is not rolled out, saying why."""
+    if domain in config.domains:
+        return
+    if domain in config.protected_domains:
+        raise InvalidInput(f"domain {domain!r} is protected: it always goes to legacy")
+    raise InvalidInput(f"unknown domain {domain!r} (rollout domains: {', '.join(config.domains)})")
+
+
+async def health(conn: asyncpg.Connection, domain: str | None = None) -> list[dict[str, Any]]:
+    """``check_routing_health()`` rows as dicts, optionally for one rollout domain."""
+    if domain is not None:
+        check_domain(await current_config(conn), domain)
+    rows = await conn.fetch("SELECT * FROM check_routing_health() "
+                            "WHERE $1::text IS NULL OR domain = $1", domain)
+    return [dict(row) for row in rows]
+
+
+async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str) -> Change:
+    return await _change(database_url, actor,
+                         "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
+
+
+async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str) -> Change:
+    return await _change(database_url, actor,
+                         "SELECT set_routing_enabled($1, $2)", enabled, reason)
+
+
+async def rollback(database_url: str, reason: str, actor: str) -> Change:
+    """Send all traffic back to legacy now.
+
+    This disables routing and keeps the percentage, as the runbook's emergency rollback does:
+    the history then shows at which step it failed, and ``enable`` (or ``set-percentage`` to a
+    lower step) resumes deliberately. An empty reason stays empty so the database refuses it.
+    """
+    note = f"{ROLLBACK_NOTE_PREFIX}{reason}" if reason.strip() else reason
+    return await set_enabled(database_url, False, note, actor)
+
+
+async def _change(database_url: str, actor: str, sql: str, *args: object) -> Change:
+    conn = await connect(database_url)
+    notices: list[str] = []
+    conn.add_log_listener(lambda _conn, message: notices.append(message.message))
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
+            await conn.execute(sql, *args)
+            config = await current_config(conn)
+    except asyncpg.PostgresError as exc:
+        # Refusals are RAISE EXCEPTION / CHECK violations: the first line says it all.
+        raise RefusedByDatabase(f"refused by the database: {_first_line(exc)}") from None
+    finally:
+        await conn.close()
+    return Change(notice="; ".join(notices), config=config)
+
+
+def _first_line(exc: asyncpg.PostgresError) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.splitlines()[0]

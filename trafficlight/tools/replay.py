@@ -1,0 +1,292 @@
+"""`trafficlight replay`: what given thresholds would have decided, through the worker's judge.
+
+Input is a JSONL(.gz) file or the events topic scanned from the beginning of every partition
+(no offsets-for-times) up to the end offsets seen at start (or until `--until` is passed), with
+one `Judge` per partition as the worker has. Both stream: memory stays flat however long the
+input. Events outside `--since/--until` are skipped.
+Several `--thresholds` files run side by side over the same decoded events.
+
+Output: `jsonl` is one verdict per line per (domain, routed_to) per evaluation (with a
+`thresholds` field when several sets run), a summary line per set on stderr; `table` prints the
+comparison: evaluations, rollbacks, time in hold, and per labelled incident the time to detect
+(first rollback; first hold for incidents named `shared...`), plus false rollbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import click
+import numpy as np
+import orjson
+
+from trafficlight.base.errors import ConfigError, CorruptInput
+from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
+from trafficlight.streams.judge import Judge
+from trafficlight.streams.thresholds import ThresholdSet
+from trafficlight.streams.verdicts import Verdict
+
+#: Corrupt lines reported one by one before only counting the rest.
+MAX_REPORTED_REJECTS = 10
+
+
+@dataclass(slots=True)
+class Incident:
+    """A labelled stretch of events in one domain (first and last labelled event time)."""
+
+    label: str
+    domain: str
+    start_s: float
+    end_s: float
+
+    @property
+    def shared(self) -> bool:
+        """Both targets regress: the right decision is hold, not rollback."""
+        return "shared" in self.label
+
+
+@dataclass(slots=True)
+class SetSummary:
+    """What one thresholds set decided over the whole input."""
+
+    name: str
+    step_s: int
+    evaluations: int = 0
+    rollback_times: list[tuple[str, float]] = field(default_factory=list)
+    first_hold: dict[str, list[float]] = field(default_factory=dict)
+    hold_s: float = 0.0
+    _last: dict[str, str] = field(default_factory=dict)
+
+    def observe(self, verdicts: list[Verdict]) -> None:
+        """Count per domain per evaluation (verdicts of both targets carry the same decision)."""
+        seen: set[tuple[str, float]] = set()
+        for v in verdicts:
+            if (v.domain, v.window_end) in seen:
+                continue
+            seen.add((v.domain, v.window_end))
+            self.evaluations += 1
+            if v.decision == "hold":
+                self.hold_s += self.step_s
+                self.first_hold.setdefault(v.domain, []).append(v.window_end)
+            if v.decision == "rollback" and self._last.get(v.domain) != "rollback":
+                self.rollback_times.append((v.domain, v.window_end))
+            self._last[v.domain] = v.decision
+
+    def detection_s(self, incident: Incident) -> float | None:
+        """Seconds from the incident's first event to the decision expected for it."""
+        if incident.shared:
+            times = self.first_hold.get(incident.domain, [])
+        else:
+            times = [t for d, t in self.rollback_times if d == incident.domain]
+        after = [t for t in times if t >= incident.start_s]
+        return min(after) - incident.start_s if after else None
+
+    def false_rollbacks(self, incidents: list[Incident], window_s: int) -> int:
+        """Rollbacks outside every unshared incident of their domain (plus one window)."""
+        return sum(
+            not any(i.domain == d and not i.shared and i.start_s <= t <= i.end_s + window_s
+                    for i in incidents)
+            for d, t in self.rollback_times
+        )
+
+
+@dataclass(slots=True)
+class RejectLog:
+    """Corrupt input: reported with line numbers, skipped and counted, or fatal with --strict."""
+
+    strict: bool
+    source: str
+    count: int = 0
+
+    def add(self, decoded: Decoded) -> None:
+        for reject in decoded.rejects:
+            self.count += 1
+            line = f"{self.source}: {reject.describe()}"
+            if self.strict:
+                raise CorruptInput(line)
+            if self.count <= MAX_REPORTED_REJECTS:
+                click.echo(f"skipped {line}", err=True)
+
+
+def parse_time_s(text: str | None) -> float | None:
+    """Epoch seconds or an ISO 8601 time (UTC when no zone is given)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"not a time: {text!r} (epoch seconds or ISO 8601)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _in_range(batch: EventBatch, since_s: float | None, until_s: float | None) -> EventBatch:
+    if since_s is None and until_s is None:
+        return batch
+    mask = np.ones(len(batch), dtype=bool)
+    if since_s is not None:
+        mask &= batch.ts_s >= since_s
+    if until_s is not None:
+        mask &= batch.ts_s < until_s
+    return batch if mask.all() else batch.take(np.flatnonzero(mask))
+
+
+def _track_incidents(batch: EventBatch, incidents: dict[tuple[str, str], Incident]) -> None:
+    if not any(batch.label):
+        return
+    for i, label in enumerate(batch.label):
+        if label is None:
+            continue
+        ts = float(batch.ts_s[i])
+        found = incidents.get((label, batch.domain[i]))
+        if found is None:
+            incidents[(label, batch.domain[i])] = Incident(label, batch.domain[i], ts, ts)
+        else:
+            found.start_s, found.end_s = min(found.start_s, ts), max(found.end_s, ts)
+
+
+class Replay:
+    """Each thresholds set's judges (one per partition) fed batch by batch; jsonl to `emit`.
+
+    Incremental, so file and topic input both stream: nothing but the judges' windows is kept.
+    """
+
+    def __init__(self, sets: list[ThresholdSet], emit: IO[bytes] | None) -> None:
+        self.sets = sets
+        self.emit = emit
+        self.summaries = [SetSummary(s.name, s.settings.step_s) for s in sets]
+        self._judges: list[dict[int, Judge]] = [{} for _ in sets]
+        self._incidents: dict[tuple[str, str], Incident] = {}
+
+    def feed(self, partition: int, batch: EventBatch) -> None:
+        """The next events of `partition`, in its order."""
+        _track_incidents(batch, self._incidents)
+        tag = len(self.sets) > 1
+        for thresholds, by_partition, summary in zip(
+                self.sets, self._judges, self.summaries, strict=True):
+            judge = by_partition.get(partition)
+            if judge is None:
+                judge = by_partition[partition] = Judge(thresholds)
+            verdicts = judge.ingest(batch)
+            summary.observe(verdicts)
+            if self.emit is not None and verdicts:
+                self.emit.write(b"".join(_verdict_line(v, thresholds.name if tag else None)
+                                         for v in verdicts))
+
+    def incidents(self) -> list[Incident]:
+        return sorted(self._incidents.values(), key=lambda i: (i.start_s, i.domain))
+
+
+def replay(
+    partitions: Iterable[tuple[int, EventBatch]],
+    sets: list[ThresholdSet],
+    emit: IO[bytes] | None,
+) -> tuple[list[SetSummary], list[Incident]]:
+    """Run each set's judges over the batches (partition, events); write jsonl to `emit`."""
+    run = Replay(sets, emit)
+    for partition, batch in partitions:
+        run.feed(partition, batch)
+    return run.summaries, run.incidents()
+
+
+def _verdict_line(verdict: Verdict, set_name: str | None) -> bytes:
+    out = verdict.to_dict()
+    if set_name is not None:
+        out["thresholds"] = set_name
+    return orjson.dumps(out) + b"\n"
+
+
+def file_batches(path: Path, rejects: RejectLog, since_s: float | None,
+                 until_s: float | None) -> Iterator[tuple[int, EventBatch]]:
+    """A replay file as one partition of batches."""
+    for decoded in read_jsonl(path):
+        rejects.add(decoded)
+        yield 0, _in_range(decoded.events, since_s, until_s)
+
+
+async def topic_batches(bootstrap: str, topic: str, rejects: RejectLog,
+                        since_s: float | None, until_s: float | None, settle_s: float = 0.0,
+                        ) -> AsyncIterator[tuple[int, EventBatch]]:
+    """The topic's records decoded, per partition in offset order, streamed (not held).
+
+    Every partition is read from its beginning (no offsets-for-times) to the end offset seen
+    at start. With `until_s`, a partition also stops once two records in a row hold only
+    events at or after `until_s + settle_s` (grace plus a bucket): an event before `until_s`
+    read after that would be too late for any window, and two, not one, so that a single
+    far-future record (a time outlier to the judge) does not end the scan early.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches metadata, so partitions_for_topic knows the topic
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        remaining = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items()
+                     if await consumer.position(tp) < end}
+        beyond_until = dict.fromkeys(remaining, 0)
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            for tp, records in fetched.items():
+                for record in records:
+                    if tp not in remaining or record.offset >= remaining[tp]:
+                        break
+                    decoded = decode_record(record.value)
+                    rejects.add(decoded)
+                    yield tp.partition, _in_range(decoded.events, since_s, until_s)
+                    ts_s = decoded.events.ts_s
+                    if until_s is not None and len(ts_s):
+                        late = ts_s.min() >= until_s + settle_s
+                        beyond_until[tp] = beyond_until[tp] + 1 if late else 0
+                        if beyond_until[tp] >= 2:
+                            del remaining[tp]
+                if tp in remaining and await consumer.position(tp) >= remaining[tp]:
+                    del remaining[tp]
+    finally:
+        await consumer.stop()
+
+
+async def replay_topic(run: Replay, batches: AsyncIterator[tuple[int, EventBatch]]) -> None:
+    async for partition, batch in batches:
+        run.feed(partition, batch)
+
+
+def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
+                     window_s: int) -> str:
+    """Side by side: one column per thresholds set."""
+    rows: list[tuple[str, list[str]]] = [
+        ("evaluations (per domain)", [str(s.evaluations) for s in summaries]),
+        ("rollbacks", [str(len(s.rollback_times)) for s in summaries]),
+        ("time in hold", [f"{s.hold_s:.0f} s" for s in summaries]),
+    ]
+    for incident in incidents:
+        expected = "hold" if incident.shared else "rollback"
+        cells = []
+        for s in summaries:
+            found = s.detection_s(incident)
+            cells.append("missed" if found is None else f"{found:.1f} s")
+        rows.append((f"{incident.label} ({incident.domain}) -> {expected}", cells))
+    if incidents:
+        rows.append(("false rollbacks",
+                     [str(s.false_rollbacks(incidents, window_s)) for s in summaries]))
+    header = ["", *(s.name for s in summaries)]
+    widths = [max(len(r[0]) for r in rows), *(
+        max(len(header[i + 1]), *(len(r[1][i]) for r in rows)) for i in range(len(summaries)))]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    for name, cells in rows:
+        lines.append(" | ".join(c.ljust(w) for c, w in zip([name, *cells], widths, strict=True)))
+    return "\n".join(lines)

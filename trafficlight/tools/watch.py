@@ -1,0 +1,84 @@
+"""Follow the verdict topic: no consumer group (watching must not move anyone's offsets)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from trafficlight.base.errors import InvalidInput, ServiceStartError
+
+_REQUIRED = ("domain", "routed_to", "window_end", "requests", "error_pct", "verdict", "decision")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One record: a verdict, or why it is not one (``problem``)."""
+
+    verdict: dict[str, Any] | None
+    problem: str | None
+    partition: int
+    offset: int
+
+
+def decode_verdict(value: bytes | None) -> dict[str, Any]:
+    """A SPEC verdict from a record value; ValueError with a one-line reason otherwise."""
+    try:
+        verdict = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(verdict, dict):
+        raise ValueError(f"a JSON {type(verdict).__name__}, not a verdict object")
+    missing = [name for name in _REQUIRED if name not in verdict]
+    if missing:
+        raise ValueError(f"verdict without {', '.join(missing)}")
+    return verdict
+
+
+async def follow_verdicts(
+    bootstrap_servers: str, topic: str, *, from_beginning: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> AsyncIterator[Received]:
+    """Every record of ``topic`` from now on (or from the start), decoded, in arrival order.
+
+    ``on_ready`` runs once every partition's starting position is fixed: anything produced
+    after it is seen.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
+                                enable_auto_commit=False)
+    try:
+        await consumer.start()
+    except KafkaConnectionError as exc:
+        raise ServiceStartError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from None
+    try:
+        partitions = await _partitions(consumer, topic)
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            await consumer.position(partition)
+        if on_ready is not None:
+            on_ready()
+        async for record in consumer:
+            try:
+                yield Received(decode_verdict(record.value), None, record.partition,
+                               record.offset)
+            except ValueError as exc:
+                yield Received(None, str(exc), record.partition, record.offset)
+    except KafkaError as exc:
+        raise ServiceStartError(f"lost Kafka at {bootstrap_servers}: {exc}") from None
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    if topic not in await consumer.topics():
+        raise InvalidInput(f"topic {topic!r} does not exist (is a worker running?)")
+    numbers = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, number) for number in sorted(numbers)]
