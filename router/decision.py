@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import mmh3
+
 from trafficlight.streams.events import Target
 
 __all__ = ["BUCKETS", "NO_CONFIG", "RoutingConfig", "Target", "choose_target", "sticky_bucket",

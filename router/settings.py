@@ -36,10 +36,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trafficlight.streams.events import Target
-
 from trafficlight.base.errors import ConfigError
 from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR
+from trafficlight.streams.events import Target
 
 
 def default_router_id() -> str:

@@ -28,11 +28,11 @@ import asyncpg
 import mmh3
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
+
+from trafficlight.base.db import connect
 from trafficlight.streams.events import decode_record
 from trafficlight.streams.partition import decode_bucket, parse_key
 from trafficlight.streams.verdicts import BadVerdict, decode_verdict
-
-from trafficlight.base.db import connect
 
 log = logging.getLogger("trafficlight.sink")
 

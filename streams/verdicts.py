@@ -31,10 +31,10 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from trafficlight.streams.events import Target
-from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 
 from trafficlight.base.errors import InvalidInput
+from trafficlight.streams.events import Target
+from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 
 
 class Health(StrEnum):

@@ -7,8 +7,8 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from trafficlight.streams.verdicts import Verdict
 
+from trafficlight.streams.verdicts import Verdict
 from trafficlight.tools.alerts.changes import (
     BadVerdict,
     ChangeDetector,
