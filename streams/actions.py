@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from trafficlight.base.db import connect
+from trafficlight.base.errors import first_line
 from trafficlight.base.routing_config import fetch_current_config
 from trafficlight.streams.events import Target
 from trafficlight.streams.verdicts import Decision, Health, Verdict
@@ -145,7 +146,7 @@ class Actions:
                     if step is not None:
                         log.warning("rollout plan: promoted to %g%%", step)
             except Exception as exc:  # keep acting: the next verdict or tick retries
-                log.warning("actions: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("actions: %s", first_line(exc))
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()

@@ -50,8 +50,7 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
     from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
     from trafficlight.streams.worker import prepare_topics, run_worker
 
-    if not bootstrap_servers:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+    bootstrap_servers = bootstrap_servers or settings.required_kafka_bootstrap_servers()
     plan = None
     if rollout_plan:
         try:
