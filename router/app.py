@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
+
 from trafficlight.router.config_watcher import ConfigSource
 from trafficlight.router.decision import Target, choose_target
 from trafficlight.router.emitter import EventEmitter

@@ -22,9 +22,9 @@ import logging
 from dataclasses import dataclass
 
 import asyncpg
-from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 from trafficlight.base.db import connect
+from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 log = logging.getLogger("trafficlight.actions")
 

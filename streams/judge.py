@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from trafficlight.streams.events import EventBatch
 from trafficlight.streams.histogram import LatencyHistogram
 from trafficlight.streams.thresholds import ThresholdSet

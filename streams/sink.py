@@ -29,10 +29,10 @@ import mmh3
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
-from trafficlight.streams.events import decode_record
-from trafficlight.streams.partition import decode_bucket, parse_key
 
 from trafficlight.base.db import connect
+from trafficlight.streams.events import decode_record
+from trafficlight.streams.partition import decode_bucket, parse_key
 
 log = logging.getLogger("trafficlight.sink")
 
