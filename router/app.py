@@ -145,7 +145,7 @@ async def _route(request: web.Request, router: Router) -> web.StreamResponse:
     config = router.config.config
     target: Target
     if request.method == "GET":
-        target = "legacy"  # verification (hub.challenge) is the legacy handler's job
+        target = Target.LEGACY  # verification (hub.challenge) is the legacy handler's job
     else:
         payload = parse_body(body)
         key, _source = sticky_key(request.headers, payload)
