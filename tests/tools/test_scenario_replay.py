@@ -25,9 +25,10 @@ async def test_replay_detects_each_generated_incident(run_cli: RunCli, tmp_path:
     rows = dict(re.findall(r"^(\S+ \(\w+\) -> \w+)\s*\|\s*(.+?)\s*$", result.stdout, re.M))
     detect_s = {name.split(" ")[0].rsplit("-", 1)[0]: (name.rsplit(" ", 1)[1], value)
                 for name, value in rows.items()}
-    # Event-time seconds from the incident's first labelled event to the decision.
+    # Event-time seconds from the incident's start to the decision. At ~7 unified requests a
+    # second, 5 % errors give ~0.35 errors/s: the judge sees them within a minute.
     spike_decision, spike_after = detect_s["error-spike-jobs"]
-    assert spike_decision == "rollback" and float(spike_after.removesuffix(" s")) <= 30
+    assert spike_decision == "rollback" and float(spike_after.removesuffix(" s")) <= 60
     creep_decision, creep_after = detect_s["latency-creep-marketplace"]
     assert creep_decision == "rollback" and float(creep_after.removesuffix(" s")) < 20 * 60
     assert detect_s["shared-outage-property"][0] == "hold"
