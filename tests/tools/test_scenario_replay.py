@@ -14,11 +14,13 @@ async def test_replay_detects_each_generated_incident(run_cli: RunCli, tmp_path:
         "simulate", "--out", str(scenario), "--start", "2026-11-28T12:00Z", "--duration", "1h",
         "--volume-scale", "100", "--percentage", "50", "--seed", "2",
         "--incident", "error_spike:jobs@10m/5m", "--incident", "latency_creep:marketplace@20m/20m",
-        "--incident", "outage:property@45m/5m", env={},
+        "--incident", "outage:property@45m/5m", env={}, timeout_s=600,
     )
     assert made.exit_code == 0, made.stderr
 
-    result = await run_cli("replay", "--input", str(scenario), "--format", "table", env={})
+    # Generous timeouts: the machine may be busy; nothing here measures speed.
+    result = await run_cli("replay", "--input", str(scenario), "--format", "table", env={},
+                           timeout_s=600)
 
     assert result.exit_code == 0, result.stderr
     assert "skipped" not in result.stderr

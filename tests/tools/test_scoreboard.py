@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from trafficlight.streams.events import EventBatch
-from trafficlight.streams.verdicts import Decision
 
 from trafficlight.cli import cli
+from trafficlight.streams.events import EventBatch
+from trafficlight.streams.verdicts import Decision
 from trafficlight.tools.scenarios import (
     CATALOGUE,
     deadline_for,

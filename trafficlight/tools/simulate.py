@@ -31,7 +31,7 @@ import numpy as np
 
 from trafficlight.base.errors import InvalidInput
 from trafficlight.router.decision import sticky_bucket, unified_buckets
-from trafficlight.streams.events import EventBatch
+from trafficlight.streams.events import EventBatch, Target
 
 
 class IncidentKind(StrEnum):
@@ -70,7 +70,7 @@ _ERROR_STATUSES: tuple[tuple[int, str], ...] = (
 )
 #: Events drawn per chunk of event time (on average): bounds memory, keeps numpy efficient.
 _EVENTS_PER_CHUNK = 50_000
-_TARGETS = ("unified", "legacy")
+_TARGETS = (Target.UNIFIED.value, Target.LEGACY.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +159,8 @@ class Incident:
 def default_targets() -> dict[str, LatencyProfile]:
     """Legacy a little slower than unified; both P95 near 1 s, well under the 2 s target."""
     return {
-        "legacy": LatencyProfile(median_ms=450.0, sigma=0.5, error_pct=0.02),
-        "unified": LatencyProfile(median_ms=380.0, sigma=0.45, error_pct=0.02),
+        Target.LEGACY.value: LatencyProfile(median_ms=450.0, sigma=0.5, error_pct=0.02),
+        Target.UNIFIED.value: LatencyProfile(median_ms=380.0, sigma=0.45, error_pct=0.02),
     }
 
 
@@ -217,9 +217,9 @@ def diurnal_factor(ts: float | np.ndarray, amplitude: float) -> Any:
     return 1.0 + amplitude * np.cos(2 * math.pi * (hour - _PEAK_HOUR_UTC) / 24)
 
 
-def routed_to_for(bucket: int, pct: float) -> str:
+def routed_to_for(bucket: int, pct: float) -> Target:
     """The router's split (router.decision), applied to a precomputed sticky bucket."""
-    return "unified" if bucket < unified_buckets(pct) else "legacy"
+    return Target.UNIFIED if bucket < unified_buckets(pct) else Target.LEGACY
 
 
 @dataclass(slots=True)
