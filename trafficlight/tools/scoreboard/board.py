@@ -171,8 +171,6 @@ def table(board: Board) -> str:
     rows.append(("regressions caught by deadline",
                  [f"{every[j].caught}/{every[j].regressions}" for j in board.judges]))
     rows.append(("false rollbacks", [str(every[j].false_rollbacks) for j in board.judges]))
-    rows.append(("  in", [", ".join(f"{s} x{n}" for s, n in every[j].false_by_scenario.items())
-                          or "-" for j in board.judges]))
     rows.append(("time in hold", [
         f"{fmt_s(every[j].hold_s)} ({100 * every[j].hold_s / max(every[j].duration_s, 1):.0f} %)"
         for j in board.judges]))
@@ -185,8 +183,11 @@ def table(board: Board) -> str:
     for name, cells in rows:
         lines.append(" | ".join(c.ljust(w) for c, w in zip([name, *cells], widths, strict=True))
                      .rstrip())
-    lines.append("cells: caught by deadline n/N, detection delay median / max over seeds, "
-                 "false rollbacks")
+    lines.append("cells: caught by deadline n/N, detection delay median / max over seeds "
+                 "(late ones included), false rollbacks")
+    for j in board.judges:
+        where = ", ".join(f"{s} x{n}" for s, n in every[j].false_by_scenario.items())
+        lines.append(f"false rollbacks of {j}: {where or 'none'}")
     return "\n".join(lines)
 
 
