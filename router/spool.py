@@ -139,3 +139,22 @@ class Spool:
     def close(self) -> None:
         self._writer.close()
         self._reader.close()
+
+    def adopt(self, other: Spool) -> int:
+        """Move ``other``'s unread records behind this spool's (a spool left by a process that
+        no longer runs); returns the events moved. What does not fit stays in ``other``."""
+        moved = 0
+        try:
+            while chunk := other.peek(64):
+                taken = []
+                for record in chunk:
+                    if not self.append(record):
+                        break
+                    taken.append(record)
+                other.consume(taken)
+                moved += sum(record.events for record in taken)
+                if len(taken) < len(chunk):
+                    break
+        finally:
+            other.close()
+        return moved
