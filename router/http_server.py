@@ -24,6 +24,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 from trafficlight.router.forwarding import RawHeader
@@ -135,10 +136,9 @@ class HttpConnection(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self._server.connections.add(self)
-        with_nodelay(transport)
+        with_nodelay(self._transport)
         self._arm_idle()
 
     def data_received(self, data: bytes) -> None:

@@ -14,6 +14,7 @@ import collections
 import contextlib
 import ssl
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 from trafficlight.router.forwarding import RawHeader, UpstreamAddress
@@ -53,8 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
         try:
