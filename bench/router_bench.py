@@ -276,7 +276,7 @@ def run(targets: list[Target], script: Path, seconds: float, rate: float,
     for target in targets:
         wrk(target.url, 16, 1, script)  # warm up connections and code paths
     routers = [t for t in targets if t.proc is not None]
-    print(f"\\nclosed loop (wrk, {seconds:.0f} s each)")
+    print(f"\nclosed loop (wrk, {seconds:.0f} s each)")
     rates = closed_loop(targets, script, seconds, (1, 16, 64))
     for conns in (1, 16, 64):
         parts = [f"conns {conns:>2}:"]
@@ -287,7 +287,7 @@ def run(targets: list[Target], script: Path, seconds: float, rate: float,
                       for r in routers if r.name != "baseline"]
         print("  ".join(parts))
 
-    print(f"\\nopen loop at {rate:.0f} req/s ({2 * seconds:.0f} s each, "
+    print(f"\nopen loop at {rate:.0f} req/s ({2 * seconds:.0f} s each, "
           "latency from the scheduled start)")
     figures: dict[str, tuple[float, float]] = {}
     for target in [t for t in targets if t.name != "nginx"]:
@@ -297,7 +297,7 @@ def run(targets: list[Target], script: Path, seconds: float, rate: float,
                  else f"  adds p99 {p99 - figures['direct'][1]:+.2f} ms")
         print(f"{target.name:<10} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{added}   {load()}")
 
-    print("\\nbroker stopped: events go to the disk spool")
+    print("\nbroker stopped: events go to the disk spool")
     broker.stop()
     time.sleep(3)
     for router in routers:

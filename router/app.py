@@ -16,7 +16,6 @@ know is not refused: it goes to legacy like any non-rollout domain, its event is
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -133,24 +132,21 @@ class RouterApp:
             if request.method != b"POST" and request.method != b"GET":
                 return text_response(405, "method not allowed",
                                      headers=[(b"Allow", b"GET, POST")])
-            return await self._webhook(request, segment)
+            try:
+                self.in_flight.admit()
+            except Overloaded as exc:
+                self.metrics.rejected_with(http_status_for(exc))
+                return error_response(exc)
+            try:
+                return await self._route(request, segment)
+            finally:
+                self.in_flight.release()
         if request.method == b"GET" and path == b"/healthz":
             return self._healthz()
         if request.method == b"GET" and path == b"/metrics":
             return Response(200, [(b"Content-Type", b"text/plain; version=0.0.4")],
                             self.metrics.render())
         return text_response(404, "not found")
-
-    async def _webhook(self, request: Request, segment: bytes) -> Response:
-        try:
-            self.in_flight.admit()
-        except Overloaded as exc:
-            self.metrics.rejected_with(http_status_for(exc))
-            return error_response(exc)
-        try:
-            return await self._route(request, segment)
-        finally:
-            self.in_flight.release()
 
     async def _route(self, request: Request, segment: bytes) -> Response:
         received_at = time.time()
@@ -176,8 +172,22 @@ class RouterApp:
         http_status: int | None = None
         error_message: str | None = None
         response: Response
+        address = self._address(target, domain)
         try:
-            response = await self._forward(request, target, domain)
+            try:
+                reply = await self.pool.request(
+                    address, request_head(request.method, address, request.query,
+                                          request.headers, request.names, len(request.body)),
+                    request.body, self._timeout_s)
+            except TimeoutError:
+                raise UpstreamTimeout(f"upstream {target} timed out") from None
+            except OSError as exc:
+                reason = str(exc) or type(exc).__name__
+                raise UpstreamUnreachable(f"upstream {target} unreachable: {reason}",
+                                          public=f"upstream {target} unreachable") from None
+            response = Response(reply.status,
+                                end_to_end(reply.headers, reply.names, REPLY_PER_CONNECTION),
+                                reply.body)
             http_status = response.status
             if http_status >= 500:
                 error_message = f"upstream {target} answered {http_status}"
@@ -199,23 +209,6 @@ class RouterApp:
         label = domain if config.knows(domain) else UNKNOWN_DOMAIN_LABEL
         self.metrics.observe(label, target, status, elapsed_s)
         return response
-
-    async def _forward(self, request: Request, target: Target, domain: str) -> Response:
-        """The upstream's answer as the sender gets it, or UpstreamUnreachable/Timeout."""
-        address = self._address(target, domain)
-        head = request_head(request.method, address, request.query, request.headers,
-                            len(request.body))
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                reply = await self.pool.request(address, head, request.body)
-        except TimeoutError:
-            raise UpstreamTimeout(f"upstream {target} timed out") from None
-        except OSError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise UpstreamUnreachable(f"upstream {target} unreachable: {reason}",
-                                      public=f"upstream {target} unreachable") from None
-        return Response(reply.status, end_to_end(reply.headers, REPLY_PER_CONNECTION),
-                        reply.body)
 
     def _address(self, target: Target, domain: str) -> UpstreamAddress:
         cache_key = (target, domain)

@@ -40,13 +40,21 @@ REQUEST_PER_CONNECTION = frozenset({b"host", b"content-length", b"expect"})
 REPLY_PER_CONNECTION = frozenset({b"content-length"})
 
 
-def end_to_end(headers: list[RawHeader], also_drop: frozenset[bytes]) -> list[RawHeader]:
-    """``headers`` without hop-by-hop ones, nor any the Connection header names."""
-    dropped = HOP_BY_HOP | also_drop
-    for name, value in headers:
-        if name.lower() == b"connection":
-            dropped = dropped | {token.strip().lower() for token in value.split(b",")}
-    return [(name, value) for name, value in headers if name.lower() not in dropped]
+_DROPPED: dict[frozenset[bytes], frozenset[bytes]] = {}
+
+
+def end_to_end(headers: list[RawHeader], names: list[bytes],
+               also_drop: frozenset[bytes]) -> list[RawHeader]:
+    """``headers`` without hop-by-hop ones, nor any the Connection header names.
+
+    ``names`` are the header names in lower case, in the order of ``headers``.
+    """
+    dropped = _DROPPED.get(also_drop) or _DROPPED.setdefault(also_drop, HOP_BY_HOP | also_drop)
+    if b"connection" in names:
+        for name, (_, value) in zip(names, headers, strict=True):
+            if name == b"connection":
+                dropped = dropped | {token.strip().lower() for token in value.split(b",")}
+    return [header for name, header in zip(names, headers, strict=True) if name not in dropped]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +90,13 @@ def parse_upstream_url(url: str) -> UpstreamAddress:
 
 
 def request_head(method: bytes, address: UpstreamAddress, query: bytes,
-                 headers: list[RawHeader], body_length: int) -> bytes:
+                 headers: list[RawHeader], names: list[bytes], body_length: int) -> bytes:
     """The request line and headers the upstream receives, ending with the blank line."""
     target = address.path
     if query:
         target += (b"&" if b"?" in target else b"?") + query
     lines = [method, b" ", target, b" HTTP/1.1\r\nHost: ", address.host_header, b"\r\n"]
-    for name, value in end_to_end(headers, REQUEST_PER_CONNECTION):
+    for name, value in end_to_end(headers, names, REQUEST_PER_CONNECTION):
         lines += (name, b": ", value, b"\r\n")
     if body_length or method != b"GET":
         lines += (b"Content-Length: ", str(body_length).encode(), b"\r\n")

@@ -37,14 +37,15 @@ class Request:
     query: bytes
     headers: list[RawHeader]
     body: bytes
+    names: list[bytes]  # the header names in lower case, in the order of ``headers``
 
     def header(self, lowered_name: bytes) -> bytes | None:
         """The first header of that (lower-case) name."""
-        for name, value in self.headers:
-            if name.lower() == lowered_name:
-                found: bytes = value
-                return found
-        return None
+        try:
+            found: bytes = self.headers[self.names.index(lowered_name)][1]
+        except ValueError:
+            return None
+        return found
 
 
 @dataclass(slots=True)
@@ -118,8 +119,12 @@ class HttpConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._pipeline: collections.deque[tuple[Request, bool] | Response] = collections.deque()
         self._busy = False  # a handler is running, or a reply is being written
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        # One timer per connection, re-armed only when it fires: per request the connection
+        # just notes since when it waits for headers (idle) or for the rest of a body.
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watch_at = 0.0
+        self._idle_since: float | None = None
+        self._body_since = 0.0
         self._refusal: Response | None = None
         self._stopped_reading = False  # refused, upgraded or draining: no more requests
         self._reading_paused = False
@@ -128,6 +133,9 @@ class HttpConnection(asyncio.Protocol):
         # the message being received
         self._url = b""
         self._headers: list[RawHeader] = []
+        self._names: list[bytes] = []
+        self._declared: int | None = None
+        self._expect = False
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
@@ -139,13 +147,16 @@ class HttpConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self._server.connections.add(self)
         with_nodelay(self._transport)
-        self._arm_idle()
+        self._idle_since = self._loop.time()
+        self._watch(self._idle_since + self._limits.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
         if self._stopped_reading:
             return
         try:
             self._parser.feed_data(data)
+            if self._in_body and self._watch_at > self._body_since + self._limits.body_timeout_s:
+                self._watch(self._body_since + self._limits.body_timeout_s)
         except httptools.HttpParserUpgrade:
             # Nothing is upgraded through the router: answer what came, then close.
             self._stop_reading()
@@ -175,6 +186,9 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._names = []
+        self._declared = None
+        self._expect = False
         self._header_bytes = 0
         self._body = []
         self._body_bytes = 0
@@ -185,6 +199,12 @@ class HttpConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        lowered = name.lower()
+        self._names.append(lowered)
+        if lowered == b"content-length":
+            self._declared = int(value) if value.strip().isdigit() else None
+        elif lowered == b"expect":
+            self._expect = value.strip().lower() == b"100-continue"
         self._count_header_bytes(len(name) + len(value) + 4)
         if len(self._headers) > self._limits.max_headers:
             self._refusal = text_response(
@@ -200,25 +220,16 @@ class HttpConnection(asyncio.Protocol):
             raise _Refused
 
     def on_headers_complete(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_since = None
         limit = self._limits.max_body_bytes
-        declared: int | None = None
-        expect = False
-        for name, value in self._headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
-                declared = int(value) if value.strip().isdigit() else None
-            elif lowered == b"expect":
-                expect = value.strip().lower() == b"100-continue"
+        declared = self._declared
         if declared is not None and declared > limit:
             self._refusal = text_response(
                 413, f"body of {declared} bytes is over the {limit}-byte limit", close=True)
             raise _Refused
         self._in_body = True
-        self._body_timer = self._loop.call_later(self._limits.body_timeout_s, self._body_late)
-        if expect and not self._busy and not self._pipeline and self._transport is not None:
+        self._body_since = self._loop.time()
+        if self._expect and not self._busy and not self._pipeline and self._transport is not None:
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -231,14 +242,12 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
         url = self._url
         mark = url.find(b"?")
         path, query = (url, b"") if mark < 0 else (url[:mark], url[mark + 1:])
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        request = Request(self._parser.get_method(), path, query, self._headers, body)
+        request = Request(self._parser.get_method(), path, query, self._headers, body,
+                          self._names)
         self._pipeline.append((request, self._parser.should_keep_alive()))
         if len(self._pipeline) >= _MAX_PIPELINED and self._transport is not None:
             self._transport.pause_reading()
@@ -259,7 +268,7 @@ class HttpConnection(asyncio.Protocol):
             if self._stopped_reading or self._server.draining:
                 self._close()
             elif not self._in_body:
-                self._arm_idle()
+                self._idle_since = self._loop.time()
             return
         self._busy = True
         item = self._pipeline.popleft()
@@ -302,32 +311,41 @@ class HttpConnection(asyncio.Protocol):
         if not self._busy:
             self._next()
 
-    def _body_late(self) -> None:
-        self._body_timer = None
-        if self._in_body:
-            self._refuse(text_response(
-                408, f"body not received within {self._limits.body_timeout_s:g} s", close=True))
 
     def _stop_reading(self) -> None:
         self._stopped_reading = True
         if self._transport is not None and not self._transport.is_closing():
             self._transport.pause_reading()
 
-    def _arm_idle(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self._idle_timer = self._loop.call_later(self._limits.idle_timeout_s, self._idle_expired)
+    def _watch(self, at: float) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watch_at = at
+        self._watchdog = self._loop.call_at(at, self._check_timeouts)
 
-    def _idle_expired(self) -> None:
-        self._idle_timer = None
-        if not self._busy and not self._pipeline:
-            self._close()
+    def _check_timeouts(self) -> None:
+        """The watchdog: refuse a late body (408), close a connection idle too long."""
+        self._watchdog = None
+        now = self._loop.time()
+        limits = self._limits
+        if self._in_body:
+            if now >= self._body_since + limits.body_timeout_s:
+                self._refuse(text_response(
+                    408, f"body not received within {limits.body_timeout_s:g} s", close=True))
+                return
+            self._watch(self._body_since + limits.body_timeout_s)
+        elif not self._busy and not self._pipeline and self._idle_since is not None:
+            if now >= self._idle_since + limits.idle_timeout_s:
+                self._close()
+                return
+            self._watch(self._idle_since + limits.idle_timeout_s)
+        else:
+            self._watch(now + limits.idle_timeout_s)
 
     def _cancel_timers(self) -> None:
-        for timer in (self._idle_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._idle_timer = self._body_timer = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def _close(self) -> None:
         self._cancel_timers()

@@ -26,6 +26,7 @@ PoolKey = tuple[str, int, bool]
 class UpstreamReply:
     status: int
     headers: list[RawHeader]
+    names: list[bytes]  # the header names in lower case
     body: bytes
 
 
@@ -44,6 +45,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._reply: asyncio.Future[UpstreamReply] | None = None
         self._status = 0
         self._headers: list[RawHeader] = []
+        self._names: list[bytes] = []
         self._body: list[bytes] = []
         self._headers_done = False
         self._length_known = False
@@ -68,7 +70,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._pool.forget(self)
         if self._reply is not None and not self._reply.done():
             if self._headers_done and not self._length_known:  # a body delimited by the close
-                self._reply.set_result(UpstreamReply(self._status, self._headers,
+                self._reply.set_result(UpstreamReply(self._status, self._headers, self._names,
                                                      b"".join(self._body)))
             else:
                 self._fail(UpstreamClosed("connection closed before the answer"
@@ -78,6 +80,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._headers = []
+        self._names = []
         self._body = []
         self._headers_done = False
         self._length_known = False
@@ -85,6 +88,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         lowered = name.lower()
+        self._names.append(lowered)
         if lowered == b"content-length" or lowered == b"transfer-encoding":
             self._length_known = True
 
@@ -102,7 +106,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._reply = None
         self.reusable = self._parser.should_keep_alive()
         if reply is not None and not reply.done():
-            reply.set_result(UpstreamReply(self._status, self._headers, b"".join(self._body)))
+            reply.set_result(UpstreamReply(self._status, self._headers, self._names,
+                                           b"".join(self._body)))
 
     # --- what the pool calls --------------------------------------------------------------------
 
@@ -126,6 +131,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._transport.close()
 
 
+def _expire(pending: asyncio.Future[UpstreamReply]) -> None:
+    if not pending.done():
+        pending.set_exception(TimeoutError())
+
+
 class UpstreamPool:
     """Pooled connections for all upstreams; ``request`` raises TimeoutError or OSError."""
 
@@ -138,26 +148,42 @@ class UpstreamPool:
         self._ssl: ssl.SSLContext | None = None
         self._closing = False
 
-    async def request(self, address: UpstreamAddress, head: bytes,
-                      body: bytes) -> UpstreamReply:
-        connection = await self._acquire(address)
+    async def request(self, address: UpstreamAddress, head: bytes, body: bytes,
+                      timeout_s: float) -> UpstreamReply:
+        """The reply within ``timeout_s`` (waiting for a connection included), or TimeoutError;
+        OSError when the upstream refused or dropped the connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        connection = self._idle_connection(address.pool_key)
+        if connection is None:
+            async with asyncio.timeout_at(deadline):
+                connection = await self._acquire(address)
+        pending = connection.send(head, body)
+        timer = loop.call_at(deadline, _expire, pending)
         try:
-            reply = await connection.send(head, body)
+            reply = await pending
         except BaseException:
-            connection.close()  # cancelled (timeout) or broken: never reused
+            connection.close()  # timed out, cancelled or broken: never reused
             self._release(connection)
             raise
+        finally:
+            timer.cancel()
         self._release(connection)
         return reply
 
+    def _idle_connection(self, key: PoolKey) -> UpstreamConnection | None:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
     async def _acquire(self, address: UpstreamAddress) -> UpstreamConnection:
-        key = address.pool_key
         while True:
-            idle = self._idle.get(key)
-            while idle:
-                connection = idle.pop()
-                if not connection.closed:
-                    return connection
+            connection = self._idle_connection(address.pool_key)
+            if connection is not None:
+                return connection
             if self._open < self.limit:
                 return await self._connect(address)
             if not self._evict_idle():
