@@ -26,6 +26,11 @@ def serving_pids(router: RouterProcess) -> set[int]:
     return {child.pid for child in psutil.Process(router.proc.pid).children()}
 
 
+def listening(router: RouterProcess) -> int:
+    """How many serving processes have started listening so far (restarts included)."""
+    return router.log_text().count(" listening on http://")
+
+
 async def wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> None:
     async with asyncio.timeout(timeout_s):  # a safety net, not a figure
         while not condition():
@@ -44,12 +49,13 @@ async def test_a_killed_serving_process_is_restarted_and_the_port_keeps_answerin
         reap: Callable[[RouterProcess], RouterProcess]) -> None:
     router = reap(await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
                                                 processes=2).start())
-    await wait_for(lambda: len(serving_pids(router)) == 2)
-    before = serving_pids(router)
-    victim = min(before)
+    await wait_for(lambda: listening(router) == 2)
+    victim = min(serving_pids(router))
     psutil.Process(victim).send_signal(signal.SIGKILL)
 
-    await wait_for(lambda: len(serving_pids(router)) == 2 and victim not in serving_pids(router))
+    await wait_for(lambda: listening(router) == 3)
+    assert len(serving_pids(router)) == 2
+    assert victim not in serving_pids(router)
     assert [await post_webhook(router.base) for _ in range(20)] == [200] * 20
     assert (tmp_path / "spool" / "process-0").is_dir()
     assert (tmp_path / "spool" / "process-1").is_dir()
@@ -63,7 +69,7 @@ async def test_sigterm_to_the_supervisor_answers_every_webhook_in_flight(
     try:
         router = reap(await RouterProcess.configure(tmp_path, slow, kafka_bootstrap,
                                                     processes=2).start())
-        await wait_for(lambda: len(serving_pids(router)) == 2)
+        await wait_for(lambda: listening(router) == 2)
         in_flight = [asyncio.create_task(post_webhook(router.base)) for _ in range(20)]
         await asyncio.sleep(0.5)  # every webhook is at the upstream, waiting for its answer
         exit_code = await router.stop()
