@@ -256,6 +256,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5, help="per closed-loop run")
     parser.add_argument("--rate", type=float, default=1000, help="open-loop req/s")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="closed-loop rounds; the ratios use each figure's median")
     parser.add_argument("--baseline-rev", default="65456bf",
                         help="git revision of the router to compare with (the last aiohttp one)")
     args = parser.parse_args()
@@ -294,7 +296,7 @@ def main() -> None:
             targets.append(Target(name, f"http://127.0.0.1:{port}/webhook/jobs", proc))
         print(f"python {sys.version.split()[0]} ({sys.executable}), {cores} cores; "
               f"baseline: git {args.baseline_rev or '-'}; upstream and reference: nginx")
-        run(targets, script, args.seconds, args.rate, broker)
+        run(targets, script, args.seconds, args.rate, broker, args.repeat)
 
 
 def closed_loop(targets: list[Target], script: Path, seconds: float,
@@ -314,13 +316,21 @@ def closed_loop(targets: list[Target], script: Path, seconds: float,
     return rates
 
 
+def median_rates(rounds: list[dict[tuple[str, int], float]]) -> dict[tuple[str, int], float]:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
 def run(targets: list[Target], script: Path, seconds: float, rate: float,
-        broker: EmbeddedBroker) -> None:
+        broker: EmbeddedBroker, repeat: int) -> None:
     for target in targets:
         wrk(target.url, 16, 1, script)  # warm up connections and code paths
     routers = [t for t in targets if t.proc is not None]
-    print(f"\nclosed loop (wrk, {seconds:.0f} s each)")
-    rates = closed_loop(targets, script, seconds, (1, 16, 64))
+    rounds = []
+    for n in range(repeat):
+        print(f"\nclosed loop (wrk, {seconds:.0f} s each), round {n + 1} of {repeat}")
+        rounds.append(closed_loop(targets, script, seconds, (1, 16, 64)))
+    rates = median_rates(rounds)
+    print("\nratios of the median req/s")
     for conns in (1, 16, 64):
         parts = [f"conns {conns:>2}:"]
         parts += [f"{r.name}/nginx {rates[r.name, conns] / rates['nginx', conns]:.2f}"
@@ -345,7 +355,8 @@ def run(targets: list[Target], script: Path, seconds: float, rate: float,
     time.sleep(3)
     for router in routers:
         wrk(router.url, 16, 2, script)  # fill the 256 KiB memory buffer: spooling from here
-    down = closed_loop(routers, script, seconds, (16, 64))
+    down = median_rates([closed_loop(routers, script, seconds, (16, 64))
+                         for _ in range(repeat)])
     for conns in (16, 64):
         print(f"conns {conns:>2}: throughput kept with the broker down: " + "  ".join(
             f"{r.name} {down[r.name, conns] / rates[r.name, conns]:.2f}" for r in routers))
