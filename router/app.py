@@ -23,6 +23,7 @@ import uuid
 from urllib.parse import unquote_to_bytes
 
 import orjson
+
 from trafficlight.router.admission import InFlight
 from trafficlight.router.config_watcher import ConfigSource
 from trafficlight.router.decision import Target, choose_target
@@ -62,7 +63,7 @@ _WEBHOOK_PREFIX = b"/webhook/"
 _ROUTING_KEY = ROUTING_KEY_HEADER.lower().encode()
 _ROUTED_TO = ROUTED_TO_HEADER.encode()
 _EVENT_ID = EVENT_ID_HEADER.encode()
-_TARGET_VALUE: dict[str, bytes] = {"legacy": b"legacy", "unified": b"unified"}
+_TARGET_VALUE: dict[Target, bytes] = {target: target.value.encode() for target in Target}
 #: Upstream addresses by (target, domain), bounded: junk domains cannot grow it without end.
 _ADDRESS_CACHE_MAX = 4096
 
@@ -159,7 +160,7 @@ class RouterApp:
         config = self.config.config
         target: Target
         if request.method == b"GET":
-            target = "legacy"  # verification (hub.challenge) is the legacy handler's job
+            target = Target.LEGACY  # verification (hub.challenge) is the legacy handler's job
         else:
             payload = parse_body(request.body)
             raw_key = request.header(_ROUTING_KEY)

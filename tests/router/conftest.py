@@ -9,14 +9,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from tests.router.support import RouterClient, Upstream, emitter_for, start_upstream
+from trafficlight.base.kafka import ensure_topics
 from trafficlight.router.app import RouterApp
 from trafficlight.router.config_watcher import ConfigSource, FixedConfig
 from trafficlight.router.decision import RoutingConfig
 from trafficlight.router.service import start_server
 from trafficlight.router.settings import RouterSettings
-
-from tests.router.support import RouterClient, Upstream, emitter_for, start_upstream
-from trafficlight.base.kafka import ensure_topics
 
 
 @pytest.fixture

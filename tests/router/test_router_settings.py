@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from trafficlight.router.settings import RouterSettings, load_settings
 
 from trafficlight.base.errors import ConfigError
+from trafficlight.router.settings import RouterSettings, load_settings
 
 MINIMAL = """
 [router]

@@ -17,7 +17,6 @@ from pathlib import Path
 import click
 
 from trafficlight.base import settings as env
-from trafficlight.base.errors import ConfigError
 from trafficlight.router.service import run_event_loop, serve
 from trafficlight.router.settings import load_settings
 from trafficlight.router.supervisor import Supervisor, supervise
@@ -30,9 +29,7 @@ from trafficlight.router.supervisor import Supervisor, supervise
 def router_command(config_path: Path) -> None:
     """Route webhooks between legacy and unified; emit one routing event per webhook."""
     settings = load_settings(config_path)
-    bootstrap = env.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set (run `trafficlight services`)")
+    bootstrap = env.required_kafka_bootstrap_servers()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     count = settings.process_count
     if count == 1:
