@@ -117,8 +117,10 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         conn = await connect(database_url)
         try:
             run.last_config = dict(await conn.fetchrow(
-                "SELECT enabled, created_by, notes FROM webhook_routing_config "
-                "ORDER BY id DESC LIMIT 1"))
+                "SELECT bool_or(d.enabled) AS enabled, c.created_by, c.notes "
+                "FROM webhook_routing_domains d JOIN webhook_routing_config c ON c.id = d.version"
+                " WHERE d.domain = split_part(split_part(c.notes, ': ', 2), ' ', 1) "
+                "GROUP BY c.created_by, c.notes"))
             run.verdicts = await conn.fetchval("SELECT count(*) FROM webhook_routing_verdicts")
             run.rollback_verdicts = await conn.fetchval(
                 "SELECT count(*) FROM webhook_routing_verdicts "

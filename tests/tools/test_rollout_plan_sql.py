@@ -162,7 +162,7 @@ async def test_a_malformed_plan_is_refused(conn: asyncpg.Connection, steps: str,
     with pytest.raises(asyncpg.InvalidParameterValueError, match=message):
         await conn.execute(
             "SELECT set_rollout_plan($1::text::numeric[], $2::text::interval, 'x')",
-                           steps, bake)
+            steps, bake)
 
 
 @pytest.mark.parametrize("function", ["promote", "pause", "resume", "abort"])

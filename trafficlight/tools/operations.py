@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
 from trafficlight.base.db import connect
 from trafficlight.base.errors import InvalidInput, RefusedByDatabase
@@ -23,32 +24,49 @@ from trafficlight.base.errors import InvalidInput, RefusedByDatabase
 ROLLBACK_NOTE_PREFIX = "Rollback: "
 
 _CURRENT_CONFIG_SQL = """
-    SELECT id, percentage, enabled, domains, protected_domains, notes, created_by, created_at
+    SELECT id, percentage, enabled, domains, protected_domains, domain_overrides, notes,
+           created_by, created_at
     FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
 """
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingConfig:
-    """One row of ``webhook_routing_config``."""
+    """One row of ``webhook_routing_config``; ``domain_overrides`` maps a rollout domain whose
+    setting differs from the all-domains one to ``{"percentage": ..., "enabled": ...}``."""
 
     id: int
     percentage: Decimal
     enabled: bool
     domains: list[str]
     protected_domains: list[str]
+    domain_overrides: dict[str, dict[str, Any]]
     notes: str | None
     created_by: str
     created_at: datetime
 
     @classmethod
     def from_record(cls, row: asyncpg.Record) -> RoutingConfig:
-        return cls(**dict(row))
+        fields = dict(row)
+        overrides = fields.get("domain_overrides") or "{}"
+        fields["domain_overrides"] = (orjson.loads(overrides) if isinstance(overrides, str)
+                                      else dict(overrides))
+        return cls(**fields)
+
+    def domain_setting(self, domain: str) -> tuple[float, bool]:
+        """(percentage, enabled) in force for one rollout domain."""
+        override = self.domain_overrides.get(domain)
+        if override is None:
+            return float(self.percentage), self.enabled
+        return float(override["percentage"]), bool(override["enabled"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.id, "percentage": float(self.percentage), "enabled": self.enabled,
             "domains": self.domains, "protected_domains": self.protected_domains,
+            "domain_overrides": self.domain_overrides,
+            "per_domain": {d: {"percentage": p, "enabled": e}
+                           for d in self.domains for p, e in [self.domain_setting(d)]},
             "notes": self.notes, "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
         }
@@ -95,17 +113,29 @@ async def health(conn: asyncpg.Connection, domain: str | None = None) -> list[di
     return [dict(row) for row in rows]
 
 
-async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str) -> Change:
+async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str,
+                         domain: str | None = None) -> Change:
+    """Every rollout domain (clearing per-domain settings), or only ``domain``."""
+    if domain is None:
+        return await _change(database_url, actor,
+                             "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
     return await _change(database_url, actor,
-                         "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
+                         "SELECT update_routing_percentage($1::numeric, $2, $3)", pct, reason,
+                         domain)
 
 
-async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str) -> Change:
+async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str,
+                      domain: str | None = None) -> Change:
+    """Every rollout domain (clearing per-domain settings), or only ``domain``."""
+    if domain is None:
+        return await _change(database_url, actor,
+                             "SELECT set_routing_enabled($1, $2)", enabled, reason)
     return await _change(database_url, actor,
-                         "SELECT set_routing_enabled($1, $2)", enabled, reason)
+                         "SELECT set_routing_enabled($1, $2, $3)", enabled, reason, domain)
 
 
-async def rollback(database_url: str, reason: str, actor: str) -> Change:
+async def rollback(database_url: str, reason: str, actor: str,
+                   domain: str | None = None) -> Change:
     """Send all traffic back to legacy now.
 
     This disables routing and keeps the percentage, as the runbook's emergency rollback does:
@@ -113,7 +143,12 @@ async def rollback(database_url: str, reason: str, actor: str) -> Change:
     lower step) resumes deliberately. An empty reason stays empty so the database refuses it.
     """
     note = f"{ROLLBACK_NOTE_PREFIX}{reason}" if reason.strip() else reason
-    return await set_enabled(database_url, False, note, actor)
+    return await set_enabled(database_url, False, note, actor, domain)
+
+
+async def change(database_url: str, actor: str, sql: str, *args: object) -> Change:
+    """Run one SQL change function as ``actor``; its NOTICEs and the config after it."""
+    return await _change(database_url, actor, sql, *args)
 
 
 async def _change(database_url: str, actor: str, sql: str, *args: object) -> Change:
