@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import orjson
-from trafficlight.router.decision import NO_CONFIG, RoutingConfig
+from trafficlight.router.decision import NO_CONFIG, DomainSetting, RoutingConfig
 
 from trafficlight.base.db import connect, redact, uses_transaction_pooler
 from trafficlight.base.errors import DatabaseUnavailable
@@ -31,7 +31,8 @@ from trafficlight.base.settings import CONFIG_CHANNEL
 log = logging.getLogger(__name__)
 
 _CURRENT_ROW = """
-SELECT id, percentage, enabled, domains, protected_domains, extract(epoch FROM created_at)
+SELECT id, percentage, enabled, domains, protected_domains, extract(epoch FROM created_at),
+       domain_overrides::text
 FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
 """
 
@@ -59,7 +60,24 @@ def config_from_mapping(row: dict[str, Any]) -> RoutingConfig:
         domains=frozenset(str(d) for d in row["domains"] or ()),
         protected_domains=frozenset(str(d) for d in row["protected_domains"] or ()),
         created_at=float(row.get("created_at") or 0.0),
+        domain_overrides=_overrides(row.get("domain_overrides")),
     )
+
+
+def _overrides(raw: object) -> dict[str, DomainSetting]:
+    """``{"jobs": {"percentage": 0, "enabled": false}}`` (JSON text or decoded) -> settings."""
+    if raw is None:
+        return {}
+    decoded = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    if not isinstance(decoded, dict):
+        raise TypeError(f"domain_overrides must be an object, got {type(decoded).__name__}")
+    settings: dict[str, DomainSetting] = {}
+    for domain, value in decoded.items():
+        enabled = value["enabled"]
+        if not isinstance(enabled, bool):
+            raise TypeError(f"domain_overrides[{domain!r}].enabled must be true or false")
+        settings[str(domain)] = DomainSetting(float(value["percentage"]), enabled)
+    return settings
 
 
 class ConfigWatcher:
@@ -96,8 +114,10 @@ class ConfigWatcher:
             return False
         self.config = config
         self._changed.set()
-        log.info("routing config version %d: %.2f%%, enabled=%s", config.version,
-                 config.percentage, config.enabled)
+        log.info("routing config version %d: %.2f%%, enabled=%s%s", config.version,
+                 config.percentage, config.enabled, "".join(
+                     f", {d}: {s.percentage:.2f}% enabled={s.enabled}"
+                     for d, s in sorted(config.domain_overrides.items())))
         if self.on_change is not None:
             self.on_change(config)
         return True
@@ -139,10 +159,11 @@ class ConfigWatcher:
         if row is None:
             self.confirmed_at = time.time()
             return
-        version, percentage, enabled, domains, protected, created_at = row
+        version, percentage, enabled, domains, protected, created_at, overrides = row
         self.apply(config_from_mapping({
             "version": version, "percentage": percentage, "enabled": enabled,
             "domains": domains, "protected_domains": protected, "created_at": created_at,
+            "domain_overrides": overrides,
         }))
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:

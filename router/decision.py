@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,8 +18,20 @@ BUILTIN_PROTECTED_DOMAINS = frozenset({"mobility", "profile", "insurance"})
 
 
 @dataclass(frozen=True)
+class DomainSetting:
+    """A rollout domain's own percentage and switch (``domain_overrides`` of a config row)."""
+
+    percentage: float
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
-    """One row of ``webhook_routing_config``; ``version`` is the row id (0: none loaded)."""
+    """One row of ``webhook_routing_config``; ``version`` is the row id (0: none loaded).
+
+    ``percentage``/``enabled`` hold for every rollout domain without an entry in
+    ``domain_overrides``.
+    """
 
     version: int
     percentage: float
@@ -26,6 +39,12 @@ class RoutingConfig:
     domains: frozenset[str] = field(default_factory=frozenset)
     protected_domains: frozenset[str] = field(default_factory=frozenset)
     created_at: float = 0.0
+    domain_overrides: Mapping[str, DomainSetting] = field(default_factory=dict)
+
+    def setting_for(self, domain: str) -> DomainSetting:
+        """The percentage and switch in force for ``domain``."""
+        own = self.domain_overrides.get(domain)
+        return own if own is not None else DomainSetting(self.percentage, self.enabled)
 
     def is_protected(self, domain: str) -> bool:
         """By name in any letter case: ``/webhook/Mobility`` is still mobility's traffic."""
@@ -60,15 +79,17 @@ def choose_target(config: RoutingConfig, domain: str, sticky_key: str,
     # Protected domains never leave legacy, whatever the row says.
     if config.is_protected(domain):
         return "legacy"
-    # Routing switched off (or no config ever loaded): everything to legacy.
-    if not config.enabled:
-        return "legacy"
     # Not a rollout domain (unknown domains included): legacy.
     if domain not in config.domains:
+        return "legacy"
+    # The domain's own setting when it has one, else the all-domains one.
+    setting = config.setting_for(domain)
+    # Routing switched off for this domain (or no config ever loaded): legacy.
+    if not setting.enabled:
         return "legacy"
     # A body that is not JSON is no webhook unified knows: legacy takes whatever senders send.
     if not body_is_json:
         return "legacy"
-    if sticky_bucket(domain, sticky_key) < unified_buckets(config.percentage):
+    if sticky_bucket(domain, sticky_key) < unified_buckets(setting.percentage):
         return "unified"
     return "legacy"

@@ -112,7 +112,7 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         database_url = services.split("Postgres at ")[1].strip()
         await _read_until(proc, run, r"first verdict")
         run.children = descendants(proc.pid)
-        await _read_until(proc, run, r"DISABLED by demo-worker")
+        await _read_until(proc, run, r"DISABLED.* by demo-worker")
         run.knob_output = await _cli("demo-knob", cwd=workdir, env=env)
         conn = await connect(database_url)
         try:

@@ -198,8 +198,8 @@ class Narrator:
             if self._last_config_id:
                 state = "enabled" if row["enabled"] else "DISABLED"
                 own = "".join(
-                    f", {domain} {'enabled' if s['enabled'] else 'DISABLED'} at "
-                    f"{float(s['percentage']):g}%"
+                    f", {domain} {float(s['percentage']):g}% "
+                    f"{'enabled' if s['enabled'] else 'DISABLED'}"
                     for domain, s in sorted(orjson.loads(row["own"]).items()))
                 self._say(f"config v{row['id']}: {row['pct']:g}% {state}{own} "
                           f"by {row['created_by']}: {row['notes']}")
