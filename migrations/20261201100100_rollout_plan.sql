@@ -155,8 +155,9 @@ BEGIN
     RETURNING * INTO inserted;
     PERFORM webhook_rollout_apply_step(steps[1], format('rollout plan set (step 1 of %s: %s%%): %s',
         cardinality(steps), trim_scale(steps[1]::numeric(5,2)), reason));
-    RAISE NOTICE '%', format('Rollout plan set: %s, bake %s. Step 1: %s%%',
-        array_to_string(inserted.steps, ', '), bake, trim_scale(steps[1]::numeric(5,2)));
+    RAISE NOTICE '%', format('Rollout plan set: %s%%, bake %s. Step 1: %s%%',
+        (SELECT string_agg(trim_scale(s)::text, '%, ') FROM unnest(inserted.steps) AS s),
+        bake, trim_scale(steps[1]::numeric(5,2)));
     RETURN inserted;
 END;
 $$;

@@ -236,9 +236,10 @@ def status(domain: str | None, as_json: bool) -> None:
         _echo_json({"config": config.to_dict(), "health": rows, "plan": plan})
         return
     click.echo(config_summary(config))
-    click.echo(plan_summary(plan))
     click.echo()
     click.echo(health_table(rows))
+    click.echo()
+    click.echo(plan_summary(plan))
 
 
 def _report_change(change: operations.Change, as_json: bool) -> None:
