@@ -18,24 +18,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import orjson
-from trafficlight.router.decision import NO_CONFIG, DomainSetting, RoutingConfig
 
 from trafficlight.base.db import connect, redact, uses_transaction_pooler
 from trafficlight.base.errors import DatabaseUnavailable
+from trafficlight.base.routing_config import NO_CONFIG, RoutingConfig, fetch_current_config
 from trafficlight.base.settings import CONFIG_CHANNEL
 
 log = logging.getLogger(__name__)
-
-_CURRENT_ROW = """
-SELECT id, percentage, enabled, domains, protected_domains, extract(epoch FROM created_at),
-       domain_overrides::text
-FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
-"""
-
 
 class ConfigSource(Protocol):
     """What the request path needs: the config in force now."""
@@ -51,33 +44,8 @@ class FixedConfig:
         self.config = config
 
 
-def config_from_mapping(row: dict[str, Any]) -> RoutingConfig:
-    """A config from a NOTIFY payload or a row; raises ValueError/TypeError/KeyError if bad."""
-    return RoutingConfig(
-        version=int(row["version"]),
-        percentage=float(row["percentage"]),
-        enabled=bool(row["enabled"]),
-        domains=frozenset(str(d) for d in row["domains"] or ()),
-        protected_domains=frozenset(str(d) for d in row["protected_domains"] or ()),
-        created_at=float(row.get("created_at") or 0.0),
-        domain_overrides=_overrides(row.get("domain_overrides")),
-    )
-
-
-def _overrides(raw: object) -> dict[str, DomainSetting]:
-    """``{"jobs": {"percentage": 0, "enabled": false}}`` (JSON text or decoded) -> settings."""
-    if raw is None:
-        return {}
-    decoded = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
-    if not isinstance(decoded, dict):
-        raise TypeError(f"domain_overrides must be an object, got {type(decoded).__name__}")
-    settings: dict[str, DomainSetting] = {}
-    for domain, value in decoded.items():
-        enabled = value["enabled"]
-        if not isinstance(enabled, bool):
-            raise TypeError(f"domain_overrides[{domain!r}].enabled must be true or false")
-        settings[str(domain)] = DomainSetting(float(value["percentage"]), enabled)
-    return settings
+#: A config from a NOTIFY payload or a row; raises ValueError/TypeError/KeyError if bad.
+config_from_mapping = RoutingConfig.from_mapping
 
 
 class ConfigWatcher:
@@ -146,7 +114,7 @@ class ConfigWatcher:
                 await conn.add_listener(CONFIG_CHANNEL, self._on_notify)
                 self.listening = True
             while True:
-                self._apply_row(await conn.fetchrow(_CURRENT_ROW, timeout=self.poll_s))
+                self._apply_row(await fetch_current_config(conn, timeout=self.poll_s))
                 await asyncio.sleep(self.poll_s)
                 if conn.is_closed():
                     raise DatabaseUnavailable("connection closed")
@@ -155,16 +123,11 @@ class ConfigWatcher:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
 
-    def _apply_row(self, row: asyncpg.Record | None) -> None:
-        if row is None:
+    def _apply_row(self, config: RoutingConfig | None) -> None:
+        if config is None:
             self.confirmed_at = time.time()
             return
-        version, percentage, enabled, domains, protected, created_at, overrides = row
-        self.apply(config_from_mapping({
-            "version": version, "percentage": percentage, "enabled": enabled,
-            "domains": domains, "protected_domains": protected, "created_at": created_at,
-            "domain_overrides": overrides,
-        }))
+        self.apply(config)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:

@@ -26,11 +26,12 @@ import logging
 from enum import StrEnum
 
 import asyncpg
+
+from trafficlight.base.db import connect
+from trafficlight.streams.events import Target
 from trafficlight.streams.plan_store import assess_plan
 from trafficlight.streams.rollout import promotion_reason
 from trafficlight.streams.verdicts import Decision, Health, Verdict
-
-from trafficlight.base.db import connect
 
 log = logging.getLogger("trafficlight.actions")
 
@@ -114,7 +115,7 @@ class Actions:
         re-enable before unified could show it is healthy again.
         """
         for verdict in verdicts:
-            if (verdict.decision == Decision.ROLLBACK and verdict.routed_to == "unified"
+            if (verdict.decision == Decision.ROLLBACK and verdict.routed_to == Target.UNIFIED
                     and verdict.verdict == Health.CRITICAL):
                 self._queue.put_nowait(verdict)
 

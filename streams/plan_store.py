@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+
 from trafficlight.streams.rollout import Assessment, DomainEvidence, Plan, assess
 
 PLAN_CHANNEL = "webhook_rollout_plan"

@@ -36,8 +36,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trafficlight.streams.windows import parse_duration_s
-
+from trafficlight.base.durations import parse_whole_seconds
 from trafficlight.base.errors import ConfigError
 
 
@@ -109,7 +108,7 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
     for key, value in table.items():
         if key in _DURATIONS:
             try:
-                changes[_DURATIONS[key]] = parse_duration_s(value)
+                changes[_DURATIONS[key]] = parse_whole_seconds(value)
             except ValueError as exc:
                 raise ConfigError(f"judge.{key}: {exc}") from None
         elif key in _COUNTS:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from trafficlight.base.local_services import free_port
+from trafficlight.streams.events import Target
 from trafficlight.tools.demo import DemoOptions, Say, run_demo
 from trafficlight.tools.demo_knob import call_knobs, knobs_url
 
@@ -41,13 +42,13 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
          start_percentage: float, rollout_plan: str, bake: str, router_port: int,
          dashboard_port: int, duration: str | None, data_dir: Path | None) -> None:
     """The whole system on embedded services with simulated handlers and traffic."""
+    from trafficlight.base.durations import parse_duration_s
     from trafficlight.base.errors import ConfigError
-    from trafficlight.streams.windows import parse_duration_s
     from trafficlight.tools.traffic import speed_for_rate
 
     def seconds(name: str, value: str | None) -> float | None:
         try:
-            return None if value is None else float(parse_duration_s(value))
+            return None if value is None else parse_duration_s(value)
         except ValueError as exc:
             raise ConfigError(f"--{name}: {exc}") from None
 
@@ -70,7 +71,8 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
 
 
 @click.command("demo-knob")
-@click.argument("target", type=click.Choice(["legacy", "unified"]), required=False)
+@click.argument("target", type=click.Choice([Target.LEGACY.value, Target.UNIFIED.value]),
+                required=False)
 @click.option("--latency-ms", type=click.FloatRange(0), default=None,
               help="Median response time of TARGET.")
 @click.option("--error-pct", type=click.FloatRange(0, 100), default=None,

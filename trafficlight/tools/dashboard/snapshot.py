@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from trafficlight.streams.plan_store import plan_status
 from trafficlight.streams.thresholds import ThresholdSet
 
 #: Config rows shown as history.
@@ -26,6 +27,12 @@ _CONFIG_COLUMNS = """
 _HISTORY = f"""
 SELECT {_CONFIG_COLUMNS} FROM webhook_routing_config
 ORDER BY created_at DESC, id DESC LIMIT $1
+"""
+
+# Each rollout domain's setting in force (its own, or the all-domains one).
+_DOMAINS = """
+SELECT domain, percentage::float8 AS percentage, enabled, overridden
+FROM webhook_routing_domains ORDER BY domain
 """
 
 # Bucket aggregates as the workers' sink upserts them; the open bucket is included, so the
@@ -146,4 +153,6 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
         "series": _series(await conn.fetch(_SERIES, since_s), now_s),
         "latest": _latest(await conn.fetch(_LATEST), now_s),
         "timeline": [dict(r, reasons=list(r["reasons"] or [])) for r in changes],
+        "domains": [dict(r) for r in await conn.fetch(_DOMAINS)],
+        "plan": await plan_status(conn),
     }

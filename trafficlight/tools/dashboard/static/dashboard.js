@@ -216,6 +216,7 @@ function render(snap) {
   renderCharts(snap);
   renderTimeline(snap);
   renderHistory(snap.history || []);
+  if (typeof renderPlan === "function") renderPlan(snap);
   const knobsBox = $("#knobs");
   if (snap.knobs_enabled && knobsBox.hidden) {
     knobsBox.hidden = false;
