@@ -155,6 +155,12 @@ async def test_live_stream_sends_snapshots_and_ends_when_the_dashboard_shuts_dow
     ({"enabled": True, "percentage": 10}, {"enabled": True, "percentage": 25}, "promotion"),
     ({"enabled": True, "percentage": 25}, {"enabled": True, "percentage": 10}, "reduction"),
     ({"enabled": True, "percentage": 25}, {"enabled": True, "percentage": 25}, "note"),
+    ({"enabled": True, "percentage": 25, "domains": ["jobs", "property"]},
+     {"enabled": True, "percentage": 25, "domains": ["jobs", "property"],
+      "domain_overrides": {"jobs": {"percentage": 25, "enabled": False}}}, "rollback"),
+    ({"enabled": True, "percentage": 25, "domains": ["jobs"],
+      "domain_overrides": {"jobs": {"percentage": 25, "enabled": False}}},
+     {"enabled": True, "percentage": 25, "domains": ["jobs"]}, "enable"),
 ])
 def test_config_changes_are_marked_by_what_they_did(
         before: dict | None, after: dict, kind: str) -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 
 from trafficlight.streams.plan_store import plan_status
 from trafficlight.streams.thresholds import ThresholdSet
@@ -21,7 +22,8 @@ TIMELINE_ROWS = 100
 
 _CONFIG_COLUMNS = """
     id, percentage::float8 AS percentage, enabled, domains, protected_domains, notes,
-    created_by, extract(epoch FROM created_at)::float8 AS created_at
+    created_by, extract(epoch FROM created_at)::float8 AS created_at,
+    domain_overrides::text AS domain_overrides
 """
 
 _HISTORY = f"""
@@ -82,11 +84,24 @@ def config_change_kind(previous: dict[str, Any] | None, row: dict[str, Any]) -> 
         return "rollback"
     if row["enabled"] and not previous["enabled"]:
         return "enable"
+    # One domain taken back or put back on its own (a per-domain setting).
+    was, now = _domains_on(previous), _domains_on(row)
+    if was - now:
+        return "rollback"
+    if now - was:
+        return "enable"
     if row["percentage"] > previous["percentage"]:
         return "promotion"
     if row["percentage"] < previous["percentage"]:
         return "reduction"
     return "note"
+
+
+def _domains_on(row: dict[str, Any]) -> set[str]:
+    """The rollout domains routing in a history row, per-domain settings applied."""
+    overrides = row.get("domain_overrides") or {}
+    return {d for d in row.get("domains") or ()
+            if overrides.get(d, {}).get("enabled", row["enabled"])}
 
 
 def thresholds_by_domain(thresholds: ThresholdSet, domains: list[str]) -> dict[str, dict]:
@@ -138,7 +153,8 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
     """Everything the page draws, as of now."""
     now_s = time.time()
     since_s = now_s - history_s
-    history = [dict(r) for r in await conn.fetch(_HISTORY, HISTORY_ROWS)]
+    history = [dict(r, domain_overrides=orjson.loads(r["domain_overrides"] or "{}"))
+               for r in await conn.fetch(_HISTORY, HISTORY_ROWS)]
     chronological = list(reversed(history))
     for previous, row in zip([None, *chronological], chronological, strict=False):
         row["kind"] = config_change_kind(previous, row)
