@@ -224,3 +224,38 @@ async def test_worker_rolls_back_through_set_routing_enabled_end_to_end(
         "jobs": {"enabled": False, "percentage": 10}}
     assert rows[-1]["created_by"] == "test-worker"
     assert rows[-1]["notes"].startswith("automatic rollback: jobs unified critical")
+
+
+async def test_a_worker_promotes_the_stored_plan_on_healthy_traffic_end_to_end(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    topics = WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
+    conn = await connect(database_url)
+    try:
+        await conn.execute("SELECT set_rollout_plan('{10,25}', '0', 'rollout day', 3)")
+        t0 = float(math.floor(time.time()) - 120)
+        events = sorted(
+            (event for domain in ("jobs", "marketplace", "property")
+             for target in ("unified", "legacy")
+             for event in make_events(t0, 6000, domain=domain, per_s=50, routed_to=target)),
+            key=lambda e: e["ts"])
+        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker.log",
+                               database_url=database_url)
+        try:
+            await produce(kafka_bootstrap, topics.events, events)
+
+            deadline = time.monotonic() + 120
+            while await conn.fetchval("SELECT current_step FROM webhook_rollout_plan_current") == 1:
+                assert time.monotonic() < deadline, worker.log_text()[-2000:]
+                await asyncio.sleep(0.5)
+            plan = await conn.fetchrow("SELECT * FROM webhook_rollout_plan_current")
+            config = await conn.fetchrow("SELECT * FROM webhook_routing_config "
+                                         "ORDER BY id DESC LIMIT 1")
+        finally:
+            worker.stop()
+    finally:
+        await conn.close()
+    assert (plan["state"], plan["created_by"]) == ("done", "test-worker")
+    assert float(config["percentage"]) == 25 and config["enabled"] is True
+    assert "proceed verdicts in a row: jobs 3, marketplace 3, property 3" in plan["notes"]
