@@ -24,7 +24,8 @@ import asyncpg
 import orjson
 
 from trafficlight.base.db import connect, redact, uses_transaction_pooler
-from trafficlight.base.errors import DatabaseUnavailable
+from trafficlight.base.errors import DatabaseUnavailable, first_line
+from trafficlight.base.retry import Backoff
 from trafficlight.base.routing_config import NO_CONFIG, RoutingConfig, fetch_current_config
 from trafficlight.base.settings import CONFIG_CHANNEL
 
@@ -91,7 +92,7 @@ class ConfigWatcher:
         return True
 
     async def _follow(self) -> None:
-        retry_s = 0.5
+        backoff, failures = Backoff(first_s=0.5, max_s=self.poll_s), 0
         while True:
             try:
                 await self._follow_connection()
@@ -99,10 +100,10 @@ class ConfigWatcher:
                     asyncpg.InterfaceError) as exc:
                 self.listening = False
                 log.warning("routing config: database unavailable (%s); keeping version %d",
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            first_line(exc),
                             self.config.version)
-            await asyncio.sleep(retry_s)
-            retry_s = min(retry_s * 2, self.poll_s)
+            failures += 1
+            await asyncio.sleep(backoff.delay_s(failures))
 
     async def _follow_connection(self) -> None:
         conn = await connect(self.database_url, timeout_s=self.poll_s)

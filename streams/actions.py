@@ -28,6 +28,7 @@ from enum import StrEnum
 import asyncpg
 
 from trafficlight.base.db import connect
+from trafficlight.base.errors import first_line
 from trafficlight.streams.events import Target
 from trafficlight.streams.plan_store import assess_plan
 from trafficlight.streams.rollout import promotion_reason
@@ -139,7 +140,7 @@ class Actions:
                     if step is not None:
                         log.warning("rollout plan: promoted to %g%%", step)
             except Exception as exc:  # keep acting: the next verdict or tick retries
-                log.warning("actions: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("actions: %s", first_line(exc))
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()

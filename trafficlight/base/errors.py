@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception in one line for a log or an error message: its first line, else its type.
+
+    asyncpg's errors carry the server's text in ``message``; others their ``str``.
+    """
+    message = getattr(exc, "message", None) or str(exc)
+    lines = str(message).splitlines()
+    return lines[0] if lines and lines[0].strip() else type(exc).__name__
+
+
 class TrafficlightError(Exception):
     """Root of trafficlight's own errors.
 

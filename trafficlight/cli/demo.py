@@ -83,6 +83,6 @@ def demo_knob(target: str | None, latency_ms: float | None, error_pct: float | N
                if v is not None}
     if changes and target is None:
         raise click.UsageError("name the TARGET to change: legacy or unified")
-    knobs = call_knobs(knobs_url(), {target: changes} if changes else None)
+    knobs = call_knobs(knobs_url(), {target: changes} if changes and target else None)
     for name, knob in knobs.items():
         click.echo(f"{name:8} latency {knob['latency_ms']:g} ms, errors {knob['error_pct']:g}%")

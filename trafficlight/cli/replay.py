@@ -54,9 +54,7 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     out = sys.stdout.buffer
     run = Replay(sets, out if fmt == "jsonl" else None)
     if source == "kafka":
-        bootstrap = settings.kafka_bootstrap_servers()
-        if bootstrap is None:
-            raise ConfigError("--input kafka needs KAFKA_BOOTSTRAP_SERVERS")
+        bootstrap = settings.required_kafka_bootstrap_servers()
         settle_s = max(s.settings.grace_s + s.settings.bucket_s for s in sets)
         asyncio.run(replay_topic(run, topic_batches(
             bootstrap, topic, rejects, since_s, until_s, settle_s)))

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from trafficlight.base import settings
-from trafficlight.base.errors import ConfigError
 
 
 @click.command("worker")
@@ -48,8 +47,7 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
     from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
     from trafficlight.streams.worker import prepare_topics, run_worker
 
-    if not bootstrap_servers:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+    bootstrap_servers = bootstrap_servers or settings.required_kafka_bootstrap_servers()
     thresholds = load_thresholds(thresholds_path) if thresholds_path else ThresholdSet()
     partitions = asyncio.run(prepare_topics(bootstrap_servers, events_topic, verdicts_topic,
                                             dead_letter_topic(events_topic), EVENT_PARTITIONS))

@@ -39,6 +39,7 @@ from trafficlight.base.local_services import (
     free_port,
     stop_process,
 )
+from trafficlight.base.signals import stop_event_on_signals
 from trafficlight.streams.events import Target
 from trafficlight.tools import operations
 from trafficlight.tools.simulated_handlers import KnobBoard
@@ -230,12 +231,7 @@ async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -
     say(f"INCIDENT: unified now fails {error_pct:g}% of webhooks; watch the rollback")
 
 
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+_stop_event = stop_event_on_signals
 
 
 async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from trafficlight.base.db import connect
-from trafficlight.base.errors import InvalidInput, RefusedByDatabase
+from trafficlight.base.errors import InvalidInput, RefusedByDatabase, first_line
 from trafficlight.base.routing_config import RoutingConfig, fetch_current_config
 
 __all__ = ["Change", "RoutingConfig", "check_domain", "current_config", "health", "os_actor",
@@ -120,12 +120,8 @@ async def _change(database_url: str, actor: str, sql: str, *args: object) -> Cha
             config = await current_config(conn)
     except asyncpg.PostgresError as exc:
         # Refusals are RAISE EXCEPTION / CHECK violations: the first line says it all.
-        raise RefusedByDatabase(f"refused by the database: {_first_line(exc)}") from None
+        raise RefusedByDatabase(f"refused by the database: {first_line(exc)}") from None
     finally:
         await conn.close()
     return Change(notice="; ".join(notices), config=config)
 
-
-def _first_line(exc: asyncpg.PostgresError) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return message.splitlines()[0]

@@ -104,7 +104,8 @@ def _domains_on(row: dict[str, Any]) -> set[str]:
             if overrides.get(d, {}).get("enabled", row["enabled"])}
 
 
-def thresholds_by_domain(thresholds: ThresholdSet, domains: list[str]) -> dict[str, dict]:
+def thresholds_by_domain(thresholds: ThresholdSet,
+                         domains: list[str]) -> dict[str, dict[str, float]]:
     """The four SPEC limits per domain, overrides applied: the lines the charts draw."""
     limits = {}
     for domain in domains:
@@ -122,8 +123,11 @@ def _rate(requests: int, start_s: float, end_s: float, now_s: float) -> float:
     return requests / elapsed_s
 
 
-def _series(rows: list[asyncpg.Record], now_s: float) -> dict[str, dict[str, dict[str, list]]]:
-    series: dict[str, dict[str, dict[str, list]]] = {}
+Series = dict[str, dict[str, dict[str, list[float | None]]]]
+
+
+def _series(rows: list[asyncpg.Record], now_s: float) -> Series:
+    series: Series = {}
     for row in rows:
         target = series.setdefault(row["domain"], {}).setdefault(
             row["routed_to"], {"t": [], "rps": [], "error_pct": [], "p95_ms": []}
