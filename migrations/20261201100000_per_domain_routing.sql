@@ -135,3 +135,17 @@ BEGIN
     RAISE NOTICE 'Routing enabled for % set to: %', name, set_routing_enabled.enabled::text;
 END;
 $$;
+
+-- The share of `name`'s traffic a config version sent to unified (0 when off or not rolled
+-- out): what events stamped with that config_version should show, e.g. for a sample-ratio check.
+CREATE FUNCTION webhook_routing_domain_percentage(version bigint, name text) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN NOT name = ANY (c.domains) THEN 0
+        WHEN coalesce((c.domain_overrides -> name ->> 'enabled')::boolean, c.enabled)
+            THEN coalesce((c.domain_overrides -> name ->> 'percentage')::numeric(5,2),
+                          c.percentage)
+        ELSE 0
+    END
+    FROM webhook_routing_config c WHERE c.id = version
+$$;

@@ -128,3 +128,16 @@ async def test_per_domain_change_notifies_with_the_overrides(
 
     assert payload["enabled"] is True
     assert payload["domain_overrides"] == {"jobs": {"percentage": 25, "enabled": False}}
+
+
+async def test_each_config_version_says_what_share_a_domain_got(
+        conn: asyncpg.Connection) -> None:
+    before = await conn.fetchval("SELECT max(id) FROM webhook_routing_config")
+    await conn.execute("SELECT update_routing_percentage(10, 'hold', 'property')")
+    await conn.execute("SELECT set_routing_enabled(false, 'jobs 5xx', 'jobs')")
+    after = await conn.fetchval("SELECT max(id) FROM webhook_routing_config")
+
+    share = "SELECT webhook_routing_domain_percentage($1, $2)::float8"
+    assert [await conn.fetchval(share, before, d) for d in ("jobs", "property")] == [25, 25]
+    assert [await conn.fetchval(share, after, d) for d in ("jobs", "property")] == [0, 10]
+    assert await conn.fetchval(share, after, "mobility") == 0
