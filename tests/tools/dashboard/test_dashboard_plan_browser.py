@@ -95,3 +95,21 @@ async def test_plan_controls_need_the_token(
     await result.locator("text=refused").wait_for(timeout=10_000)
     assert await result.get_attribute("data-status") == "401"
     assert await db.fetchval("SELECT count(*) FROM webhook_rollout_plan") == 0
+
+
+async def test_one_domain_rolled_back_from_the_dashboard_the_others_keep_routing(
+        page, running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    await db.execute("SELECT update_routing_percentage(25, 'rollout at 25%')")
+    await page.goto(f"{running_dashboard.url}/#token={running_dashboard.token}")
+    await page.locator('#domain-select option[value="jobs"]').wait_for(state="attached")
+
+    await page.select_option("#domain-select", "jobs")
+    await page.fill("#reason", "jobs errors, by hand")
+    await page.click('button[data-action="rollback"]')
+
+    jobs_row = page.locator('#plan-evidence tr[data-domain="jobs"]')
+    await jobs_row.locator("td", has_text="25% off (own)").wait_for(timeout=10_000)
+    rows = await db.fetch("SELECT domain, enabled FROM webhook_routing_domains")
+    assert {r["domain"]: r["enabled"] for r in rows} == {
+        "jobs": False, "marketplace": True, "property": True}
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-domain-rollback.png"), full_page=True)

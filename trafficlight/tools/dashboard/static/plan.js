@@ -9,10 +9,22 @@ function span(seconds) {
   return h ? `${h}h${pad(m)}m${pad(r)}s` : `${m}m${pad(r)}s`;
 }
 
+// The controls' domain choice: "all domains" (the two-argument SQL forms) or one of them.
+function renderDomainChoice(domains) {
+  const select = $("#domain-select");
+  const have = [...select.options].map((o) => o.value).filter(Boolean).join(",");
+  if (have === domains.map((d) => d.domain).join(",")) return;
+  const chosen = select.value;
+  const option = (value, text) => { const o = el("option", text); o.value = value; return o; };
+  select.replaceChildren(option("", "all domains"), ...domains.map((d) => option(d.domain, d.domain)));
+  select.value = domains.some((d) => d.domain === chosen) ? chosen : "";
+}
+
 function renderPlan(snap) {
   const status = snap.plan;
   const panel = $("#plan");
   const domains = snap.domains || [];
+  renderDomainChoice(domains);
   panel.dataset.state = status ? status.plan.state : "none";
   panel.dataset.step = status ? String(status.plan.current_step) : "";
   if (!status) {
