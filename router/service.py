@@ -16,15 +16,14 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from trafficlight.base import settings as env
+from trafficlight.base.errors import ConfigError, TrafficlightError
 from trafficlight.router.app import RouterApp, server_limits
 from trafficlight.router.config_watcher import ConfigWatcher, FixedConfig
 from trafficlight.router.emitter import EventEmitter
 from trafficlight.router.http_server import HttpServer
 from trafficlight.router.settings import RouterSettings, load_settings
 from trafficlight.router.spool import Spool
-
-from trafficlight.base import settings as env
-from trafficlight.base.errors import ConfigError, TrafficlightError
 
 log = logging.getLogger("router")
 
