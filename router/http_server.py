@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import cast
 
 import httptools
+
 from trafficlight.router.forwarding import RawHeader
 
 

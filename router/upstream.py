@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+
 from trafficlight.router.forwarding import RawHeader, UpstreamAddress
 
 PoolKey = tuple[str, int, bool]

@@ -11,13 +11,13 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
+from yarl import URL
 
 from trafficlight.router.decision import RoutingConfig
 from trafficlight.router.emitter import EventEmitter
 from trafficlight.router.http_server import HttpServer
 from trafficlight.router.settings import RouterSettings
 from trafficlight.router.spool import Spool
-from yarl import URL
 
 #: Headers a test sends to make the upstream misbehave; they are forwarded like any other.
 REPLY_STATUS_HEADER = "X-Test-Reply-Status"
