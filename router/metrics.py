@@ -55,6 +55,14 @@ class _StateCollector(Collector):
         ]
         for family, name, documentation, value in figures:
             yield family(f"trafficlight_router_{name}", documentation, value=value)
+        per_domain = GaugeMetricFamily(
+            "trafficlight_router_domain_routing_percentage",
+            "Percentage of a rollout domain's traffic routed to unified (its own setting or "
+            "the all-domains one).", labels=["domain"])
+        for domain in sorted(config.domains):
+            setting = config.setting_for(domain)
+            per_domain.add_metric([domain], setting.percentage if setting.enabled else 0.0)
+        yield per_domain
 
 
 class RouterMetrics:
