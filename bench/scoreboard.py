@@ -41,9 +41,9 @@ def main() -> None:
             scenario = entry.scenario(seed)
             start = time.process_time()
             batches = list(generate_batches(scenario))
-            spent = time.process_time() - start
-            cpu["generate"] += spent
-            per_scenario[entry.name]["generate"] += spent
+            gen_s = time.process_time() - start
+            cpu["generate"] += gen_s
+            per_scenario[entry.name]["generate"] += gen_s
             events[entry.name] += sum(len(b) for b in batches)
             for name, make in judges.items():
                 judge = make()
@@ -51,9 +51,9 @@ def main() -> None:
                 for batch in batches:
                     judge.feed(batch)
                 timeline = judge.finish()
-                spent = time.process_time() - start
-                cpu[name] += spent
-                per_scenario[entry.name][name] += spent
+                judge_s = time.process_time() - start
+                cpu[name] += judge_s
+                per_scenario[entry.name][name] += judge_s
                 board.runs.append(score_run(timeline, scenario, entry.name, seed, name))
     print(table(board))
     print()
