@@ -107,8 +107,7 @@ def test_appends_are_written_together_at_the_next_flush(
     assert log.stat().st_size == sum(record.size for record in records(3))
 
 
-def test_a_record_not_yet_written_is_still_read_back_in_order(
-        tmp_path: Path, open_spool: OpenSpool) -> None:
+def test_a_record_not_yet_written_is_still_read_back_in_order(open_spool: OpenSpool) -> None:
     spool = open_spool(max_bytes=1 << 20)
     spool.append(records(1)[0])
     spool.flush()
@@ -116,8 +115,7 @@ def test_a_record_not_yet_written_is_still_read_back_in_order(
     assert spool.peek(10) == records(2)
 
 
-def test_a_closed_spool_keeps_its_unwritten_records(
-        tmp_path: Path, open_spool: OpenSpool) -> None:
+def test_a_closed_spool_keeps_its_unwritten_records(open_spool: OpenSpool) -> None:
     spool = open_spool(max_bytes=1 << 20)
     for record in records(2):
         spool.append(record)
