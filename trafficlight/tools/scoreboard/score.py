@@ -95,5 +95,6 @@ def score_run(timeline: Timeline, scenario: Scenario, name: str, seed: int,
         incidents=tuple(score_incident(timeline, i) for i in regressions),
         false_rollbacks=tuple(false_rollbacks(timeline, scenario.incidents)),
         hold_s=timeline.seconds_in(Decision.HOLD),
-        duration_s=scenario.duration_s,
+        # Hold is summed over domains: so is the time it is a share of.
+        duration_s=scenario.duration_s * len(scenario.volumes_per_h),
     )
