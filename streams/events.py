@@ -128,6 +128,12 @@ class EventBatch:
     is_error: np.ndarray
     label: list[str | None]
     records: list[Any] = field(default_factory=list)
+    #: Each event's `config_version` (the router's config step); zeros if not known.
+    config_version: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.config_version) != len(self.domain):
+            self.config_version = np.zeros(len(self.domain), np.int64)
 
     def __len__(self) -> int:
         return len(self.domain)
@@ -149,6 +155,8 @@ class EventBatch:
             is_error=np.fromiter((r["status"] == "error" for r in records), bool, len(records)),
             label=[r.get("label") for r in records],
             records=records,
+            config_version=np.fromiter((r.get("config_version", 0) for r in records),
+                                       np.int64, len(records)),
         )
 
     @classmethod
@@ -167,6 +175,7 @@ class EventBatch:
             is_error=np.concatenate([b.is_error for b in batches]),
             label=[x for b in batches for x in b.label],
             records=[r for b in batches for r in b.records],
+            config_version=np.concatenate([b.config_version for b in batches]),
         )
 
     def take(self, index: np.ndarray) -> EventBatch:
@@ -180,6 +189,7 @@ class EventBatch:
             is_error=self.is_error[index],
             label=[self.label[i] for i in idx],
             records=[self.records[i] for i in idx] if self.records else [],
+            config_version=self.config_version[index],
         )
 
     def events(self) -> list[RoutingEvent]:
@@ -286,7 +296,8 @@ def _columns_fast(
     ):
         return None
     is_error = np.fromiter((s == "error" for s in status), bool, len(status))
-    return EventBatch(ts_s, domain, routed_to, latency_ms, is_error, labels, objs)
+    versions = np.fromiter((o["config_version"] for o in objs), np.int64, len(objs))
+    return EventBatch(ts_s, domain, routed_to, latency_ms, is_error, labels, objs, versions)
 
 
 def decode_events(
@@ -419,6 +430,7 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, lines),
         label=list(map(attrgetter("label"), events)),
         records=events,
+        config_version=np.fromiter(map(attrgetter("config_version"), events), np.int64, lines),
     )
 
 
