@@ -113,6 +113,11 @@ class TimeBounds:
     max_past_s: float = 7 * 86_400.0
 
 
+def _version(config_version: int) -> int:
+    """A config version as an int64 column value (JSON ints are unbounded)."""
+    return max(min(config_version, 2**62), -(2**62))
+
+
 @dataclass(slots=True)
 class EventBatch:
     """Valid events in stream order, as columns.
@@ -155,7 +160,8 @@ class EventBatch:
             is_error=np.fromiter((r["status"] == "error" for r in records), bool, len(records)),
             label=[r.get("label") for r in records],
             records=records,
-            config_version=np.fromiter((r.get("config_version", 0) for r in records),
+            config_version=np.fromiter(map(_version, (r.get("config_version", 0)
+                                                       for r in records)),
                                        np.int64, len(records)),
         )
 
@@ -296,7 +302,8 @@ def _columns_fast(
     ):
         return None
     is_error = np.fromiter((s == "error" for s in status), bool, len(status))
-    versions = np.fromiter((o["config_version"] for o in objs), np.int64, len(objs))
+    versions = np.fromiter(map(_version, (o["config_version"] for o in objs)), np.int64,
+                           len(objs))
     return EventBatch(ts_s, domain, routed_to, latency_ms, is_error, labels, objs, versions)
 
 
@@ -430,7 +437,8 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, lines),
         label=list(map(attrgetter("label"), events)),
         records=events,
-        config_version=np.fromiter(map(attrgetter("config_version"), events), np.int64, lines),
+        config_version=np.fromiter(map(_version, map(attrgetter("config_version"), events)),
+                                   np.int64, lines),
     )
 
 

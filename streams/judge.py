@@ -352,6 +352,7 @@ class Judge:
                     self._targets[(domain, routed_to)], at_s)
                 judged[routed_to] = judge_target(evidence, limits, windows[routed_to])
         outcome = decide(judged.get("unified"), judged.get("legacy"), state, limits)
+        state.shared = outcome.shared
         if outcome.rolled_back and not state.rolled_back:
             state.rolled_back = True
             state.rollback_reason = "; ".join(outcome.reasons)

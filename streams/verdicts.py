@@ -183,6 +183,8 @@ class DomainState:
     ratio: dict[Metric, RatioDetector]
     rolled_back: bool = False
     rollback_reason: str = ""
+    #: Metrics whose current unified breach began shared with legacy (see `decide`, guard 3).
+    shared: tuple[Metric, ...] = ()
 
     @classmethod
     def new(cls, limits: Thresholds, s: JudgeSettings, config_version: int = -1) -> DomainState:
@@ -202,7 +204,8 @@ class DomainState:
         return {"config_version": self.config_version, "unified": self.unified.to_dict(),
                 "legacy": self.legacy.to_dict(),
                 "ratio": {m.value: d.to_list() for m, d in self.ratio.items()},
-                "rolled_back": self.rolled_back, "rollback_reason": self.rollback_reason}
+                "rolled_back": self.rolled_back, "rollback_reason": self.rollback_reason,
+                "shared": [m.value for m in self.shared]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], limits: Thresholds,
@@ -213,6 +216,7 @@ class DomainState:
         for metric, values in data["ratio"].items():
             state.ratio[Metric(metric)].restore(values)
         state.rolled_back, state.rollback_reason = data["rolled_back"], data["rollback_reason"]
+        state.shared = tuple(Metric(m) for m in data.get("shared", ()))
         return state
 
 
@@ -292,6 +296,8 @@ class Outcome:
     rule: Rule
     reasons: tuple[str, ...]
     rolled_back: bool
+    #: Unified breaches judged shared with legacy at this evaluation (`DomainState.shared`).
+    shared: tuple[Metric, ...] = ()
 
 
 def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainState,
@@ -307,11 +313,14 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
                        ("no unified requests in this step",), False)
     # 3. Per metric: a unified breach legacy does not share on that metric, or where unified
     #    is significantly worse than legacy, rolls back. (Legacy trouble on another metric
-    #    does not count.)
+    #    does not count.) A breach that began shared stays shared while it lasts: after an
+    #    outage both detectors come back below the line at their own pace, and the one
+    #    falling first must not blame the other; the two-sample test still rolls back.
     shared: list[str] = []
     for metric in unified.critical:
         ratio = state.ratio[metric]
-        legacy_breach = legacy is not None and metric in legacy.critical
+        legacy_breach = (legacy is not None and metric in legacy.critical) or (
+            metric in state.shared)
         worse = f"unified vs legacy e-value {_e(ratio.log_value)}"
         if not legacy_breach:
             why = f"{describe(metric, limits)}: unified breaches critical, legacy does not"
@@ -324,7 +333,8 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
                       f"significantly worse ({worse} < {_e(ratio.log_threshold)})")
     # 4. Every unified breach is shared with legacy (provider trouble): hold.
     if shared:
-        return Outcome(Decision.HOLD, Rule.SHARED_BREACH, tuple(shared), False)
+        return Outcome(Decision.HOLD, Rule.SHARED_BREACH, tuple(shared), False,
+                       unified.critical)
     # 5. Unified above a warning rate: hold.
     if unified.health is Health.WARNING:
         return Outcome(Decision.HOLD, Rule.UNIFIED_WARNING, ("unified above a warning rate",),

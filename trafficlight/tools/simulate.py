@@ -225,7 +225,7 @@ def default_incident(kind: IncidentKind, domain: str, start_ts: float, end_ts: f
     if kind == "error_spike":
         return Incident(name, kind, domain, "unified", start_ts, end_ts, error_pct=5.0)
     if kind == "latency_creep":
-        return Incident(name, kind, domain, "unified", start_ts, end_ts, latency_factor=4.0)
+        return Incident(name, kind, domain, "unified", start_ts, end_ts, latency_factor=6.0)
     if kind == "outage":
         return Incident(name, kind, domain, "both", start_ts, end_ts, error_pct=30.0)
     raise InvalidInput(f"unknown incident kind {kind!r}; expected one of {INCIDENT_KINDS}")
