@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _EE = math.exp(math.e)
 """e^e: where the change-point prior's request index starts (ln ln of it is 1)."""
@@ -92,6 +92,10 @@ class Mixture:
 
     multiples: tuple[float, ...]
     weights: tuple[float, ...]
+    log_weights: tuple[float, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "log_weights", tuple(math.log(w) for w in self.weights))
 
     @classmethod
     def of(cls, multiples: Sequence[float], weights: Sequence[float] | None = None) -> Mixture:
@@ -102,10 +106,6 @@ class Mixture:
             raise ValueError("one positive weight per alternative")
         total = sum(raw)
         return cls(tuple(float(m) for m in multiples), tuple(w / total for w in raw))
-
-    @property
-    def log_weights(self) -> tuple[float, ...]:
-        return tuple(math.log(w) for w in self.weights)
 
 
 @dataclass(slots=True)
@@ -120,6 +120,15 @@ class ChangeDetector:
     headroom_nats: float
     requests: int
     log_d: list[float]
+    #: Per alternative: log(q/p0) per hit and log((1-q)/(1-p0)) per miss.
+    _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
+    _log_value: float = field(default=LOG_ZERO, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._terms = tuple(
+            (math.log(q / self.p0), math.log1p(-q) - math.log1p(-self.p0))
+            for q in self.alternatives())
+        self._log_value = self._mix()
 
     @classmethod
     def new(cls, p0: float, mixture: Mixture, alpha: float, max_batch_nats: float,
@@ -139,15 +148,24 @@ class ChangeDetector:
         log_mass = math.log(change_prior_mass(self.requests, self.requests + n,
                                               self.prior_start))
         cap = self.log_threshold + self.headroom_nats
-        for j, q in enumerate(self.alternatives()):
-            llr = min(bernoulli_log_lr(n, k, q, self.p0), self.max_batch_nats)
-            self.log_d[j] = min(llr + _logaddexp(self.log_d[j], log_mass), cap)
+        batch_cap = self.max_batch_nats
+        log_d = self.log_d
+        for j, (hit, miss) in enumerate(self._terms):
+            llr = k * hit + (n - k) * miss
+            if llr > batch_cap:
+                llr = batch_cap
+            d = llr + _logaddexp(log_d[j], log_mass)
+            log_d[j] = d if d < cap else cap
         self.requests += n
+        self._log_value = self._mix()
+
+    def _mix(self) -> float:
+        return _logsumexp([w + d for w, d in zip(self.mixture.log_weights, self.log_d,
+                                                 strict=True)])
 
     @property
     def log_value(self) -> float:
-        return _logsumexp([w + d for w, d in zip(self.mixture.log_weights, self.log_d,
-                                                 strict=True)])
+        return self._log_value
 
     @property
     def fired(self) -> bool:
@@ -159,6 +177,7 @@ class ChangeDetector:
     def restore(self, data: Sequence[float]) -> None:
         self.requests = int(data[0])
         self.log_d = [float(x) for x in data[1:]]
+        self._log_value = self._mix()
 
 
 @dataclass(slots=True)
@@ -171,6 +190,14 @@ class UpperEvidence:
     headroom_nats: float
     requests: int
     log_e: list[float]
+    _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
+    _log_value: float = field(default=0.0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._terms = tuple(
+            (math.log(m), math.log1p(-self.p_max * m) - math.log1p(-self.p_max))
+            for m in self.mixture.multiples)
+        self._log_value = self._mix()
 
     @classmethod
     def new(cls, p_max: float, mixture: Mixture, alpha: float,
@@ -184,15 +211,20 @@ class UpperEvidence:
         if n <= 0:
             return
         cap = self.log_threshold + self.headroom_nats
-        for j, m in enumerate(self.mixture.multiples):
-            llr = bernoulli_log_lr(n, k, self.p_max * m, self.p_max)
-            self.log_e[j] = max(min(self.log_e[j] + llr, cap), LOG_ZERO)
+        log_e = self.log_e
+        for j, (hit, miss) in enumerate(self._terms):
+            e = log_e[j] + k * hit + (n - k) * miss
+            log_e[j] = cap if e > cap else (LOG_ZERO if e < LOG_ZERO else e)
         self.requests += n
+        self._log_value = self._mix()
+
+    def _mix(self) -> float:
+        return _logsumexp([w + e for w, e in zip(self.mixture.log_weights, self.log_e,
+                                                 strict=True)])
 
     @property
     def log_value(self) -> float:
-        return _logsumexp([w + e for w, e in zip(self.mixture.log_weights, self.log_e,
-                                                 strict=True)])
+        return self._log_value
 
     @property
     def shown(self) -> bool:
@@ -204,6 +236,7 @@ class UpperEvidence:
     def restore(self, data: Sequence[float]) -> None:
         self.requests = int(data[0])
         self.log_e = [float(x) for x in data[1:]]
+        self._log_value = self._mix()
 
 
 def ratio_log_lr(n_u: int, k_u: int, n_l: int, k_l: int, rho: float) -> float:

@@ -315,12 +315,18 @@ class Judge:
         """Verdicts at `at_s` of every domain with new events, or of every domain at a
         heartbeat, with each domain's decision."""
         heartbeat = at_s % self.settings.heartbeat_s == 0
-        pending = self._pending[:, 0] > 0
-        domains = {d for d, _ in self._keys} if heartbeat else {
-            self._keys[c][0] for c in np.flatnonzero(pending).tolist()}
+        if heartbeat:
+            domains = {d for d, _ in self._keys}
+        else:
+            pending: dict[str, int] = {}
+            for code in np.flatnonzero(self._pending[:, 0]).tolist():
+                domain = self._keys[code][0]
+                pending[domain] = pending.get(domain, 0) + int(self._pending[code, 0])
+            due = self.settings.batch_requests
+            domains = {d for d, n in pending.items() if n >= due}
         verdicts: list[Verdict] = []
         for domain in sorted(domains):
-            verdicts += self._evaluate_domain(domain, at_s)
+            verdicts += self._evaluate_domain(domain, at_s, heartbeat)
         return verdicts
 
     def _take_counts(self, key: tuple[str, str]) -> tuple[Counts, int]:
@@ -333,7 +339,9 @@ class Judge:
         self._pending_version[code] = -1
         return Counts(n, errors, slow_w, slow_c), version
 
-    def _evaluate_domain(self, domain: str, at_s: int) -> list[Verdict]:
+    def _evaluate_domain(self, domain: str, at_s: int, heartbeat: bool) -> list[Verdict]:
+        """Feed the domain's pending counts to its evidence and decide. Rows are published at
+        heartbeats and whenever the decision, the rule or a target's verdict changes."""
         limits = self.thresholds.for_domain(domain)
         unified, unified_version = self._take_counts((domain, "unified"))
         legacy, legacy_version = self._take_counts((domain, "legacy"))
@@ -343,22 +351,23 @@ class Judge:
             # A new step (config version): evidence restarts, a rollback is cleared.
             state = self.states[domain] = DomainState.new(limits, self.settings, version)
         state.update(unified, legacy)
-        judged: dict[str, Judgement] = {}
-        windows: dict[str, WindowStats] = {}
-        for routed_to in ROUTED_TO_ORDER:
-            if (domain, routed_to) in self._targets:
-                evidence = state.unified if routed_to == "unified" else state.legacy
-                windows[routed_to] = self._trailing_stats(
-                    self._targets[(domain, routed_to)], at_s)
-                judged[routed_to] = judge_target(evidence, limits, windows[routed_to])
+        present = [t for t in ROUTED_TO_ORDER if (domain, t) in self._targets]
+        evidence = {"unified": state.unified, "legacy": state.legacy}
+        judged = {t: judge_target(evidence[t], limits, explain=False) for t in present}
         outcome = decide(judged.get("unified"), judged.get("legacy"), state, limits)
         state.shared = outcome.shared
         if outcome.rolled_back and not state.rolled_back:
             state.rolled_back = True
             state.rollback_reason = "; ".join(outcome.reasons)
+        signature = "|".join([outcome.decision, outcome.rule,
+                              *(judged[t].health for t in present)])
+        if not heartbeat and signature == state.published:
+            return []
+        state.published = signature
         verdicts = []
-        for routed_to, judgement in judged.items():
-            stats = windows[routed_to]
+        for routed_to in present:
+            stats = self._trailing_stats(self._targets[(domain, routed_to)], at_s)
+            judgement = judge_target(evidence[routed_to], limits, stats)
             reasons = judgement.reasons
             if routed_to == "unified":
                 reasons = (*reasons, *outcome.reasons)

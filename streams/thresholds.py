@@ -19,7 +19,9 @@ critical_error_pct = 1.0
 [judge]                       # windows and evidence (ours), defaults shown
 window         = "5m"         # trailing window of the figures shown (requests, P95, ...)
 step           = "1s"         # evaluation every step of event time (of a domain with new data)
-heartbeat      = "10s"        # an idle domain is still evaluated at multiples of this
+heartbeat      = "10s"        # every domain is evaluated (and published) at multiples of this
+batch_requests = 50           # between heartbeats, a domain is evaluated at the next step once
+                              # it has this many requests not yet evaluated
 bucket         = "10s"        # tumbling bucket of the stored aggregates
 grace          = "10s"        # watermark = max event time - grace
 max_jump       = "5m"         # a single event further ahead needs a second one to confirm it
@@ -80,6 +82,7 @@ class JudgeSettings:
     rollback_after: int = 2
     recover_after: int = 3
     heartbeat_s: int = 10
+    batch_requests: int = 50
     alpha: float = 1e-3
     healthy_alpha: float = 1e-2
     compare_alpha: float = 1e-3
@@ -107,7 +110,7 @@ class ThresholdSet:
 _DURATIONS = {"window": "window_s", "fast_window": "fast_window_s", "step": "step_s",
               "bucket": "bucket_s", "grace": "grace_s", "max_jump": "max_jump_s",
               "heartbeat": "heartbeat_s"}
-_COUNTS = ("rollback_after", "recover_after")
+_COUNTS = ("rollback_after", "recover_after", "batch_requests")
 #: Probabilities in (0, 1): key -> (low, high) open bounds.
 _PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start")
 #: Lists of numbers: key -> (low, high) open bounds of each element.

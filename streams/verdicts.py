@@ -185,6 +185,9 @@ class DomainState:
     rollback_reason: str = ""
     #: Metrics whose current unified breach began shared with legacy (see `decide`, guard 3).
     shared: tuple[Metric, ...] = ()
+    #: What the last published rows said (decision, rule, verdicts): rows are published
+    #: again only when it changes, or at a heartbeat.
+    published: str = ""
 
     @classmethod
     def new(cls, limits: Thresholds, s: JudgeSettings, config_version: int = -1) -> DomainState:
@@ -205,7 +208,7 @@ class DomainState:
                 "legacy": self.legacy.to_dict(),
                 "ratio": {m.value: d.to_list() for m, d in self.ratio.items()},
                 "rolled_back": self.rolled_back, "rollback_reason": self.rollback_reason,
-                "shared": [m.value for m in self.shared]}
+                "shared": [m.value for m in self.shared], "published": self.published}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], limits: Thresholds,
@@ -217,6 +220,7 @@ class DomainState:
             state.ratio[Metric(metric)].restore(values)
         state.rolled_back, state.rollback_reason = data["rolled_back"], data["rollback_reason"]
         state.shared = tuple(Metric(m) for m in data.get("shared", ()))
+        state.published = data.get("published", "")
         return state
 
 
@@ -236,14 +240,25 @@ class Judgement:
 
 
 def judge_target(ev: TargetEvidence, limits: Thresholds,
-                 window: WindowStats | None = None) -> Judgement:
+                 window: WindowStats | None = None, explain: bool = True) -> Judgement:
     """critical > warning > healthy (every metric shown below warning) > insufficient_data.
 
-    Reasons quote the step's counts, and the error figures of `window` when given."""
-    t = ev.totals
-    n = t.requests
+    Reasons quote the step's counts, and the error figures of `window` when given. Without
+    `explain`, only the verdict and the metrics (what `decide` reads): no text, no evidence."""
     critical = tuple(m for m in CRITICAL_METRICS if ev.critical[m].fired)
     warning = tuple(m for m in WARNING_METRICS if ev.warning[m].fired)
+    if not explain:
+        if critical:
+            health = Health.CRITICAL
+        elif warning:
+            health = Health.WARNING
+        elif all(ev.healthy[m].shown for m in WARNING_METRICS):
+            health = Health.HEALTHY
+        else:
+            health = Health.INSUFFICIENT_DATA
+        return Judgement(health, (), critical, warning)
+    t = ev.totals
+    n = t.requests
     evidence: dict[str, Any] = {"requests": n}
     for m in Metric:
         evidence[m.value] = {"hits": t.hits(m)}

@@ -137,7 +137,7 @@ def test_legacy_rows_carry_their_own_reasons_only() -> None:
 
 
 def test_a_verdict_round_trips_through_its_dict() -> None:
-    verdict = Judge().ingest(batch(records(T0, 3, 10)))[-1]
+    verdict = Judge().ingest(batch(records(T0, 12, 10)))[-1]
     assert Verdict.from_dict(verdict.to_dict()) == verdict
     assert Verdict.from_dict({**verdict.to_dict(), "unknown_field": 1}) == verdict
 
