@@ -73,6 +73,8 @@ class Rule(StrEnum):
 #: Share of requests allowed above a P95 threshold.
 SLOW_RATE = 0.05
 CRITICAL_METRICS = (Metric.ERRORS, Metric.SLOW_CRITICAL)
+#: The warning-level metric of each critical one (legacy sharing trouble, see `decide`).
+_WARNING_OF = {Metric.ERRORS: Metric.ERRORS, Metric.SLOW_CRITICAL: Metric.SLOW_WARNING}
 WARNING_METRICS = (Metric.ERRORS, Metric.SLOW_WARNING)
 
 
@@ -331,11 +333,14 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
     #    does not count.) A breach that began shared stays shared while it lasts: after an
     #    outage both detectors come back below the line at their own pace, and the one
     #    falling first must not blame the other; the two-sample test still rolls back.
+    #    Legacy shares a breach from its warning-level evidence on the same metric on: at an
+    #    outage's onset both see it, and whichever detector crosses a line first must not
+    #    decide; whether unified is worse is the two-sample test's question.
     shared: list[str] = []
     for metric in unified.critical:
         ratio = state.ratio[metric]
-        legacy_breach = (legacy is not None and metric in legacy.critical) or (
-            metric in state.shared)
+        legacy_breach = metric in state.shared or (legacy is not None and (
+            metric in legacy.critical or _WARNING_OF[metric] in legacy.warning))
         worse = f"unified vs legacy e-value {_e(ratio.log_value)}"
         if not legacy_breach:
             why = f"{describe(metric, limits)}: unified breaches critical, legacy does not"

@@ -19,6 +19,7 @@ from trafficlight.tools.replay import (
     comparison_table,
     file_batches,
     parse_time_s,
+    progress_bar,
     replay_topic,
     topic_batches,
 )
@@ -31,7 +32,9 @@ from trafficlight.tools.replay import (
               help="Thresholds TOML; repeat to compare sets side by side (default: built-in).")
 @click.option("--window", default=None, help="Trailing window, e.g. 5m (default: the set's).")
 @click.option("--step", default=None, help="Evaluation step, e.g. 1s (default: the set's).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
+              show_default=True,
+              help="table: side by side per thresholds set; jsonl: one verdict per line.")
 @click.option("--since", default=None, help="Only events at or after (epoch s or ISO).")
 @click.option("--until", default=None, help="Only events before (epoch s or ISO).")
 @click.option("--topic", default=settings.EVENTS_TOPIC, show_default=True,
@@ -63,8 +66,10 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"{source}: no such file")
-        for partition, batch in file_batches(path, rejects, since_s, until_s):
-            run.feed(partition, batch)
+        with progress_bar() as bar:
+            for partition, batch in file_batches(path, rejects, since_s, until_s):
+                run.feed(partition, batch)
+                bar.advance(batch)
     summaries, incidents = run.summaries, run.incidents()
     if fmt == "table":
         click.echo(comparison_table(summaries, incidents, sets[0].settings.window_s))
