@@ -20,8 +20,8 @@ pays little for waiting): ``prior_start`` (1/2) on the step start, the other hal
 mass of its indices ``M(N_t) - M(N_{t-1})``. Its density ~ 1/(N ln N (ln ln N)^2) is much
 heavier-tailed than 1/N^2: a change after N requests costs ``-ln(mass)`` nats, e.g. ~14 nats
 for a 100-request batch two hours into a 100 req/s step (1/(N(N+1)) would cost ~23), ~8 nats
-for one request after 100. A mixture over alternatives ``q_j = p0 * m_j`` with weights ``w_j`` (sum 1) keeps the
-guarantee: ``D = sum_j w_j D^j``.
+for one request after 100. A mixture over alternatives ``q_j = p0 * m_j`` with weights
+``w_j`` (sum 1) keeps the guarantee: ``D = sum_j w_j D^j``.
 
 Robustness to clustered hits (errors come in bursts in real traffic): each batch's log-LR is
 capped at ``max_batch_nats`` (min(LR, C) has E <= 1 too, so validity holds), so one burst inside

@@ -36,7 +36,6 @@ from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import (
     Counts,
     DomainState,
-    Judgement,
     Verdict,
     WindowStats,
     decide,
@@ -147,6 +146,7 @@ class Judge:
         self._pending_version = np.zeros(0, np.int64)
         #: Per target code: its domain's latency thresholds (warning, critical), in ms.
         self._limits_ms = np.zeros((0, 2), np.float64)
+        self._domain_of = np.zeros(0, np.int64)
         self._targets: dict[tuple[str, str], _Target] = {}
         self._codes: dict[tuple[str, str], int] = {}
         self._keys: list[tuple[str, str]] = []
@@ -181,16 +181,56 @@ class Judge:
         crossings = np.flatnonzero(np.floor(running / step_s) > np.floor(before / step_s))
         codes = self._codes_of(batch)
         verdicts: list[Verdict] = []
+        s = self.settings
+        step_s, heartbeat_s, batch_requests = s.step_s, s.heartbeat_s, s.batch_requests
+        cum = self._on_time_counts_by_domain(batch, codes, before)
+        pending = self._pending_by_domain(len(cum))
+        before_list, running_list = before.tolist(), running.tolist()
         start = 0
         for i in crossings.tolist():
+            b = before_list[i]
+            if b == -math.inf:
+                continue
+            # Skip a crossing where `advance_to` would evaluate nothing: no heartbeat among
+            # the boundaries it reaches, no domain with `batch_requests` requests pending.
+            # It saves the per-step bucket work on sparse input (cost follows events).
+            first = math.floor(b / step_s) * step_s + step_s
+            final = math.floor(running_list[i] / step_s) * step_s
+            if final // heartbeat_s * heartbeat_s < first and all(
+                    pending[d] + cum[d][i] - cum[d][start] < batch_requests
+                    for d in range(len(cum))):
+                continue
             self._add(batch, codes, before, start, i)
             start = i
-            if before[i] != -math.inf:
-                self.watermark.event_time_s = float(before[i])
-                verdicts += self.advance_to(float(running[i]))
+            self.watermark.event_time_s = b
+            verdicts += self.advance_to(running_list[i])
+            pending = self._pending_by_domain(len(cum))
         self._add(batch, codes, before, start, len(batch))
         self.watermark.event_time_s = float(running[-1])
         return verdicts
+
+    def _on_time_counts_by_domain(self, batch: EventBatch, codes: np.ndarray,
+                                  before: np.ndarray) -> list[list[int]]:
+        """cum[d][i]: events of domain d among the batch's first i that `_add` counts."""
+        s = self.settings
+        on_time = (np.floor(batch.ts_s / s.bucket_s) + 1) * s.bucket_s > before - s.grace_s
+        event_domain = self._domain_codes()[codes]
+        return [np.concatenate(([0], np.cumsum((event_domain == d) & on_time))).tolist()
+                for d in range(int(self._domain_codes().max()) + 1)]
+
+    def _pending_by_domain(self, n_domains: int) -> list[int]:
+        """Requests not yet evaluated, per domain code."""
+        counts = np.bincount(self._domain_codes(), weights=self._pending[:, 0],
+                             minlength=n_domains)
+        return counts.astype(np.int64).tolist()
+
+    def _domain_codes(self) -> np.ndarray:
+        """Each target code's domain as a small int (codes of one domain share it)."""
+        if len(self._domain_of) != len(self._keys):
+            index: dict[str, int] = {}
+            self._domain_of = np.array([index.setdefault(d, len(index)) for d, _ in self._keys],
+                                       np.int64)
+        return self._domain_of
 
     def ingest_aggregate(self, domain: str, routed_to: str, agg: BucketAggregate) -> list[Verdict]:
         """Merge a pre-aggregated bucket (first stage of two). Evaluations due before its first

@@ -3,8 +3,8 @@
 Exactly-once effect without Kafka transactions: delivery is at-least-once (a restarted worker
 re-reads records after its last committed offset), and the state says which records it holds:
 
-- the partition entry (event time, evidence and decision states, counters) carries the last applied offset:
-  a record at or below it is skipped whole (no counts, no dead letters, no verdicts);
+- the partition entry (event time, evidence and decision states, counters) carries the last
+  applied offset: a record at or below it is skipped whole (no counts, dead letters, verdicts);
 - a record's entries go out in order, its changed buckets first and the partition entry last.
   Each bucket entry carries the offset of the record that wrote it, the bucket after that
   record AND the bucket as it was before it (none if the record created it). A worker that

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from contextlib import contextmanager
 from typing import IO, Any
-
-from tqdm import tqdm
 
 import click
 import numpy as np
 import orjson
+from tqdm import tqdm
 
 from trafficlight.base.errors import ConfigError, CorruptInput
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
