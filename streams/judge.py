@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from trafficlight.streams.events import EventBatch
+
+from trafficlight.streams.events import ROUTED_TO, EventBatch, Target
 from trafficlight.streams.histogram import LatencyHistogram
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import (
@@ -44,7 +45,7 @@ from trafficlight.streams.verdicts import (
 from trafficlight.streams.watermark import Watermark
 from trafficlight.streams.windows import step_boundaries, window_bucket_starts
 
-ROUTED_TO_ORDER = ("unified", "legacy")
+ROUTED_TO_ORDER = ROUTED_TO
 _HEADER = struct.Struct("<4sqqqdd")
 _MAGIC = b"TLB1"
 
@@ -383,8 +384,8 @@ class Judge:
         """Feed the domain's pending counts to its evidence and decide. Rows are published at
         heartbeats and whenever the decision, the rule or a target's verdict changes."""
         limits = self.thresholds.for_domain(domain)
-        unified, unified_version = self._take_counts((domain, "unified"))
-        legacy, legacy_version = self._take_counts((domain, "legacy"))
+        unified, unified_version = self._take_counts((domain, Target.UNIFIED))
+        legacy, legacy_version = self._take_counts((domain, Target.LEGACY))
         version = max(unified_version, legacy_version)
         state = self.states.get(domain)
         if state is None or version > state.config_version:
@@ -392,9 +393,9 @@ class Judge:
             state = self.states[domain] = DomainState.new(limits, self.settings, version)
         state.update(unified, legacy)
         present = [t for t in ROUTED_TO_ORDER if (domain, t) in self._targets]
-        evidence = {"unified": state.unified, "legacy": state.legacy}
+        evidence = {Target.UNIFIED: state.unified, Target.LEGACY: state.legacy}
         judged = {t: judge_target(evidence[t], limits, explain=False) for t in present}
-        outcome = decide(judged.get("unified"), judged.get("legacy"), state, limits)
+        outcome = decide(judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, limits)
         state.shared = outcome.shared
         if outcome.rolled_back and not state.rolled_back:
             state.rolled_back = True
@@ -409,7 +410,7 @@ class Judge:
             stats = self._trailing_stats(self._targets[(domain, routed_to)], at_s)
             judgement = judge_target(evidence[routed_to], limits, stats)
             reasons = judgement.reasons
-            if routed_to == "unified":
+            if routed_to is Target.UNIFIED:
                 reasons = (*reasons, *outcome.reasons)
             verdicts.append(Verdict.of(domain, routed_to, stats, judgement, outcome.decision,
                                        reasons, outcome.rule))

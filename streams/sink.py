@@ -26,13 +26,15 @@ from typing import Any
 
 import asyncpg
 import mmh3
-import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
-from trafficlight.streams.events import decode_record
-from trafficlight.streams.partition import decode_bucket, parse_key
 
 from trafficlight.base.db import connect
+from trafficlight.base.errors import first_line
+from trafficlight.base.retry import Backoff, retry_until_done
+from trafficlight.streams.events import decode_record
+from trafficlight.streams.partition import decode_bucket, parse_key
+from trafficlight.streams.verdicts import BadVerdict, decode_verdict
 
 log = logging.getLogger("trafficlight.sink")
 
@@ -124,11 +126,14 @@ class SinkBatch:
     def add_verdict(self, value: bytes | None) -> None:
         if value is None:
             return
-        v = orjson.loads(value)
-        self.verdicts[(v["domain"], v["routed_to"], v["window_start"])] = (
-            v["domain"], v["routed_to"], v["window_start"], v["window_end"], v["requests"],
-            v["errors"], v["error_pct"], v["p50_ms"], v["p95_ms"], v["p99_ms"], v["verdict"],
-            v["decision"], list(v["reasons"]))
+        try:
+            v = decode_verdict(value)
+        except BadVerdict as exc:  # never the worker's own output; set aside, not fatal
+            log.warning("sink: skipped a record that is not a verdict: %s", exc)
+            return
+        self.verdicts[(v.domain, v.routed_to, v.window_start)] = (
+            v.domain, v.routed_to, v.window_start, v.window_end, v.requests, v.errors,
+            v.error_pct, v.p50_ms, v.p95_ms, v.p99_ms, v.verdict, v.decision, list(v.reasons))
 
 
 async def write_batch(conn: asyncpg.Connection, batch: SinkBatch) -> None:
@@ -173,21 +178,21 @@ class PostgresSink:
         return batch
 
     async def _write(self, batch: SinkBatch) -> None:
-        delay_s = self.options.retry_initial_s
-        while True:
-            try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await connect(self.options.database_url)
-                await write_batch(self._conn, batch)
-                self.rows_written += len(batch)
-                return
-            except Exception as exc:  # any failure: keep the batch and retry, never skip it
-                log.warning("sink: write of %d rows failed (%s); retrying in %.1f s",
-                            len(batch), str(exc).splitlines()[0] if str(exc) else
-                            type(exc).__name__, delay_s)
-                await self._close_connection()
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self.options.retry_max_s)
+        """Until Postgres takes the batch: any failure keeps it and retries, never skips it."""
+
+        async def attempt() -> None:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await connect(self.options.database_url)
+            await write_batch(self._conn, batch)
+            self.rows_written += len(batch)
+
+        async def failed(exc: Exception, delay_s: float) -> None:
+            log.warning("sink: write of %d rows failed (%s); retrying in %.1f s",
+                        len(batch), first_line(exc), delay_s)
+            await self._close_connection()
+
+        backoff = Backoff(self.options.retry_initial_s, self.options.retry_max_s)
+        await retry_until_done(attempt, backoff, failed)
 
     async def _close_connection(self) -> None:
         if self._conn is not None:

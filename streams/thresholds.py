@@ -44,15 +44,14 @@ these mean and how the defaults were chosen. `min_requests`, `min_errors`, `conf
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trafficlight.streams.windows import parse_duration_s
-
+from trafficlight.base.durations import parse_whole_seconds
 from trafficlight.base.errors import ConfigError
+from trafficlight.base.settings import read_toml
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +163,7 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
             changes[key] = _evidence_key(key, value)
         elif key in _DURATIONS:
             try:
-                changes[_DURATIONS[key]] = parse_duration_s(value)
+                changes[_DURATIONS[key]] = parse_whole_seconds(value)
             except ValueError as exc:
                 raise ConfigError(f"judge.{key}: {exc}") from None
         elif key in _COUNTS:
@@ -201,12 +200,7 @@ def parse_thresholds(doc: Mapping[str, Any], name: str = "default") -> Threshold
 def load_thresholds(path: str | Path) -> ThresholdSet:
     """Read a thresholds TOML file; any problem is one `ConfigError` line naming the file."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read thresholds ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    doc = read_toml(path, "thresholds")
     try:
         return parse_thresholds(doc, name=path.stem)
     except ConfigError as exc:

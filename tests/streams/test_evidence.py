@@ -7,6 +7,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from trafficlight.streams.evidence import (
     ChangeDetector,
     Mixture,

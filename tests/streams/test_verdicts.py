@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from tests.streams.helpers import T0, batch, interleave, records
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 from trafficlight.streams.verdicts import (
@@ -17,8 +18,6 @@ from trafficlight.streams.verdicts import (
     decide,
     judge_target,
 )
-
-from tests.streams.helpers import T0, batch, interleave, records
 
 LIMITS, SETTINGS = Thresholds(), JudgeSettings()
 

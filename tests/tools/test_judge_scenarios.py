@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from trafficlight.streams.events import EventBatch
 from trafficlight.streams.judge import Judge
-
 from trafficlight.tools.simulate import LatencyProfile, Scenario, generate
 
 #: A unified whose P95 sits near 1.9 s with a heavy tail (0.7 % slower than 3 s, 4 % slower

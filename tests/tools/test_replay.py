@@ -5,11 +5,11 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
-from trafficlight.streams.events import encode_events
-from trafficlight.streams.judge import Judge
 
 from tests.streams.helpers import T0, batch, interleave, records
 from trafficlight.cli import cli
+from trafficlight.streams.events import encode_events
+from trafficlight.streams.judge import Judge
 from trafficlight.tools.replay import RejectLog, topic_batches
 
 
@@ -41,6 +41,14 @@ def test_replay_jsonl_is_one_verdict_per_target_per_evaluation(tmp_path: Path) -
     assert {T0 + s for s in range(10, 140, 10)} <= set(targets_by_evaluation)
     again = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "jsonl"])
     assert again.stdout == result.stdout
+
+
+def test_since_takes_a_time_relative_to_now_as_report_does(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario())
+    everything = CliRunner().invoke(cli, ["replay", "--input", str(path)])
+    since = CliRunner().invoke(cli, ["replay", "--input", str(path), "--since", "-36500d"])
+    assert since.exit_code == 0, since.output
+    assert since.stdout == everything.stdout
 
 
 def test_corrupt_lines_are_skipped_and_reported_with_line_numbers(tmp_path: Path) -> None:

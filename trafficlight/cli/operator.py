@@ -20,7 +20,7 @@ import orjson
 from trafficlight.base import settings
 from trafficlight.base.db import connect
 from trafficlight.base.durations import parse_duration_s, parse_instant
-from trafficlight.base.errors import ConfigError, InvalidInput
+from trafficlight.base.errors import InvalidInput
 from trafficlight.tools import operations
 from trafficlight.tools.display import config_summary, health_table, verdict_line
 
@@ -295,10 +295,7 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
     """Follow the verdicts as the workers publish them, coloured by verdict."""
     from trafficlight.tools.watch import follow_verdicts
 
-    bootstrap = settings.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set (run `trafficlight services` "
-                          "and paste its export lines)")
+    bootstrap = settings.required_kafka_bootstrap_servers()
     name = topic or settings.VERDICTS_TOPIC
     if domain is not None and settings.database_url() is not None:
         _check_domain(domain)
@@ -315,9 +312,9 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
                 click.echo(f"skipped record {received.partition}/{received.offset}: "
                            f"{received.problem}", err=True)
                 continue
-            if domain is not None and received.verdict["domain"] != domain:
+            if domain is not None and received.verdict.domain != domain:
                 continue
-            click.echo(orjson.dumps(received.verdict).decode() if as_json
+            click.echo(orjson.dumps(received.verdict.to_dict()).decode() if as_json
                        else verdict_line(received.verdict))
             shown += 1
             if count is not None and shown >= count:

@@ -7,11 +7,13 @@ from typing import Any
 
 import click
 
-from trafficlight.tools.operations import RoutingConfig
+from trafficlight.base.routing_config import RoutingConfig
+from trafficlight.streams.verdicts import Health, Verdict
 
 #: Green / amber / red, as the runbook says; no data is dim, never green.
 VERDICT_COLOURS: dict[str, str] = {
-    "healthy": "green", "warning": "yellow", "critical": "red", "insufficient_data": "bright_black",
+    Health.HEALTHY: "green", Health.WARNING: "yellow", Health.CRITICAL: "red",
+    Health.INSUFFICIENT_DATA: "bright_black",
 }
 
 _HEADER = ("domain", "target", "requests", "errors", "error %", "p50 ms", "p95 ms", "p99 ms",
@@ -24,11 +26,11 @@ def styled_verdict(verdict: str, width: int = 0) -> str:
 
 def config_summary(config: RoutingConfig) -> str:
     state = "ENABLED" if config.enabled else "DISABLED"
-    pct = f"{config.percentage.normalize():f}"
+    pct = f"{config.percentage:g}"
     return "\n".join([
-        f"Routing {state} at {pct}% of {', '.join(config.domains)} to unified "
-        f"(protected, always legacy: {', '.join(config.protected_domains)})",
-        f"Config version {config.id}, {_utc(config.created_at)} by {config.created_by}: "
+        f"Routing {state} at {pct}% of {', '.join(sorted(config.domains))} to unified "
+        f"(protected, always legacy: {', '.join(sorted(config.protected_domains))})",
+        f"Config version {config.version}, {_utc(config.created_at_utc)} by {config.created_by}: "
         f"{config.notes or '-'}",
     ])
 
@@ -57,14 +59,14 @@ def health_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(list(_HEADER), False), *(line(c, True) for c in cells)])
 
 
-def verdict_line(verdict: dict[str, Any]) -> str:
+def verdict_line(verdict: Verdict) -> str:
     """One verdict from the topic as one line: when, which target, figures, verdict, why."""
-    end = datetime.fromtimestamp(float(verdict["window_end"]), UTC).strftime("%H:%M:%S")
-    reasons = "; ".join(verdict.get("reasons") or [])
-    return (f"{end}  {verdict['domain']:<12} {verdict['routed_to']:<8} "
-            f"{styled_verdict(verdict['verdict'], 17)} {verdict['decision']:<8} "
-            f"req={verdict['requests']} err={float(verdict['error_pct']):.3f}% "
-            f"p95={_ms(verdict.get('p95_ms'))}ms" + (f"  {reasons}" if reasons else ""))
+    end = datetime.fromtimestamp(verdict.window_end, UTC).strftime("%H:%M:%S")
+    reasons = "; ".join(verdict.reasons)
+    return (f"{end}  {verdict.domain:<12} {verdict.routed_to:<8} "
+            f"{styled_verdict(verdict.verdict, 17)} {verdict.decision:<8} "
+            f"req={verdict.requests} err={verdict.error_pct:.3f}% "
+            f"p95={_ms(verdict.p95_ms)}ms" + (f"  {reasons}" if reasons else ""))
 
 
 def _ms(value: float | None) -> str:

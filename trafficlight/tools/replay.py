@@ -27,11 +27,11 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from trafficlight.base.errors import ConfigError, CorruptInput
+from trafficlight.base.errors import CorruptInput
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
-from trafficlight.streams.verdicts import Verdict
+from trafficlight.streams.verdicts import Decision, Verdict
 
 #: Corrupt lines reported one by one before only counting the rest.
 MAX_REPORTED_REJECTS = 10
@@ -62,7 +62,7 @@ class SetSummary:
     rollback_times: list[tuple[str, float]] = field(default_factory=list)
     first_hold: dict[str, list[float]] = field(default_factory=dict)
     hold_s: float = 0.0
-    _last: dict[str, str] = field(default_factory=dict)
+    _last: dict[str, Decision] = field(default_factory=dict)
     _last_s: dict[str, float] = field(default_factory=dict)
 
     def observe(self, verdicts: list[Verdict]) -> None:
@@ -75,12 +75,13 @@ class SetSummary:
             self.evaluations += 1
             # Evaluations are sparse (new data or a heartbeat): a decision lasts until the
             # domain's next evaluation.
-            if self._last.get(v.domain) == "hold":
+            if self._last.get(v.domain) == Decision.HOLD:
                 self.hold_s += v.window_end - self._last_s[v.domain]
             self._last_s[v.domain] = v.window_end
-            if v.decision == "hold":
+            if v.decision == Decision.HOLD:
                 self.first_hold.setdefault(v.domain, []).append(v.window_end)
-            if v.decision == "rollback" and self._last.get(v.domain) != "rollback":
+            rolled_back = self._last.get(v.domain) == Decision.ROLLBACK
+            if v.decision == Decision.ROLLBACK and not rolled_back:
                 self.rollback_times.append((v.domain, v.window_end))
             self._last[v.domain] = v.decision
 
@@ -118,23 +119,6 @@ class RejectLog:
                 raise CorruptInput(line)
             if self.count <= MAX_REPORTED_REJECTS:
                 click.echo(f"skipped {line}", err=True)
-
-
-def parse_time_s(text: str | None) -> float | None:
-    """Epoch seconds or an ISO 8601 time (UTC when no zone is given)."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"not a time: {text!r} (epoch seconds or ISO 8601)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _in_range(batch: EventBatch, since_s: float | None, until_s: float | None) -> EventBatch:
@@ -303,7 +287,7 @@ def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
         ("time in hold", [f"{s.hold_s:.0f} s" for s in summaries]),
     ]
     for incident in incidents:
-        expected = "hold" if incident.shared else "rollback"
+        expected = Decision.HOLD if incident.shared else Decision.ROLLBACK
         cells = []
         for s in summaries:
             found = s.detection_s(incident)
