@@ -223,7 +223,7 @@ class Judge:
         """Requests not yet evaluated, per domain code."""
         counts = np.bincount(self._domain_codes(), weights=self._pending[:, 0],
                              minlength=n_domains)
-        return counts.astype(np.int64).tolist()
+        return list(map(int, counts.tolist()))
 
     def _domain_codes(self) -> np.ndarray:
         """Each target code's domain as a small int (codes of one domain share it)."""

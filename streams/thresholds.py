@@ -20,7 +20,7 @@ critical_error_pct = 1.0
 window         = "5m"         # trailing window of the figures shown (requests, P95, ...)
 step           = "1s"         # evaluation every step of event time (of a domain with new data)
 heartbeat      = "10s"        # every domain is evaluated (and published) at multiples of this
-batch_requests = 50           # between heartbeats, a domain is evaluated at the next step once
+batch_requests = 100          # between heartbeats, a domain is evaluated at the next step once
                               # it has this many requests not yet evaluated
 bucket         = "10s"        # tumbling bucket of the stored aggregates
 grace          = "10s"        # watermark = max event time - grace
@@ -81,7 +81,7 @@ class JudgeSettings:
     rollback_after: int = 2
     recover_after: int = 3
     heartbeat_s: int = 10
-    batch_requests: int = 50
+    batch_requests: int = 100
     alpha: float = 1e-3
     healthy_alpha: float = 1e-2
     compare_alpha: float = 1e-3

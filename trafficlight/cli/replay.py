@@ -46,11 +46,13 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     """Verdicts the given thresholds would have produced over recorded events."""
     sets = [load_thresholds(p) for p in threshold_files] or [ThresholdSet()]
     try:
-        overrides = {k: parse_whole_seconds(v) for k, v in
-                     (("window_s", window), ("step_s", step)) if v is not None}
+        window_s = parse_whole_seconds(window) if window is not None else None
+        step_s = parse_whole_seconds(step) if step is not None else None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    sets = [replace(s, settings=replace(s.settings, **overrides)) for s in sets]
+    sets = [replace(s, settings=replace(
+        s.settings, window_s=window_s or s.settings.window_s,
+        step_s=step_s or s.settings.step_s)) for s in sets]
     now = datetime.now(UTC)
     since_s, until_s = parse_instant_s(since, now), parse_instant_s(until, now)
     rejects = RejectLog(strict, source)
