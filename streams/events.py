@@ -135,6 +135,15 @@ def _version(config_version: int) -> int:
     return max(min(config_version, 2**62), -(2**62))
 
 
+def _versions(values: Iterable[int]) -> np.ndarray:
+    """Config versions as an int64 column; out-of-range ones clamped (rare: one pass)."""
+    listed = list(values)
+    try:
+        return np.array(listed, np.int64)
+    except OverflowError:
+        return np.array([_version(v) for v in listed], np.int64)
+
+
 @dataclass(slots=True)
 class EventBatch:
     """Valid events in stream order, as columns.
@@ -177,9 +186,7 @@ class EventBatch:
             is_error=np.fromiter((r["status"] == "error" for r in records), bool, len(records)),
             label=[r.get("label") for r in records],
             records=records,
-            config_version=np.fromiter(map(_version, (r.get("config_version", 0)
-                                                       for r in records)),
-                                       np.int64, len(records)),
+            config_version=_versions(r.get("config_version", 0) for r in records),
         )
 
     @classmethod
@@ -319,8 +326,7 @@ def _columns_fast(
     ):
         return None
     is_error = np.fromiter((s == "error" for s in status), bool, len(status))
-    versions = np.fromiter(map(_version, (o["config_version"] for o in objs)), np.int64,
-                           len(objs))
+    versions = _versions(o["config_version"] for o in objs)
     return EventBatch(ts_s, domain, routed_to, latency_ms, is_error, labels, objs, versions)
 
 
@@ -454,8 +460,7 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, lines),
         label=list(map(attrgetter("label"), events)),
         records=events,
-        config_version=np.fromiter(map(_version, map(attrgetter("config_version"), events)),
-                                   np.int64, lines),
+        config_version=_versions(map(attrgetter("config_version"), events)),
     )
 
 

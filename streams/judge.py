@@ -148,6 +148,9 @@ class Judge:
         #: Per target code: its domain's latency thresholds (warning, critical), in ms.
         self._limits_ms = np.zeros((0, 2), np.float64)
         self._domain_of = np.zeros(0, np.int64)
+        #: Each domain's `DomainState.to_dict()` since its last evaluation (state persisted
+        #: with every record, changed only by evaluations).
+        self._state_dicts: dict[str, dict[str, Any]] = {}
         self._targets: dict[tuple[str, str], _Target] = {}
         self._codes: dict[tuple[str, str], int] = {}
         self._keys: list[tuple[str, str]] = []
@@ -392,6 +395,7 @@ class Judge:
             # A new step (config version): evidence restarts, a rollback is cleared.
             state = self.states[domain] = DomainState.new(limits, self.settings, version)
         state.update(unified, legacy)
+        self._state_dicts.pop(domain, None)
         present = [t for t in ROUTED_TO_ORDER if (domain, t) in self._targets]
         evidence = {Target.UNIFIED: state.unified, Target.LEGACY: state.legacy}
         judged = {t: judge_target(evidence[t], limits, explain=False) for t in present}
@@ -475,12 +479,19 @@ class Judge:
         for (domain, routed_to), code in self._codes.items():
             entry = out.get(domain)
             if entry is None:
-                state = self.states.get(domain)
-                entry = out[domain] = {"state": state.to_dict() if state else None,
-                                       "pending": {}}
+                entry = out[domain] = {"state": self._state_dict(domain), "pending": {}}
             entry["pending"][routed_to] = (self._pending[code].tolist(),
                                            int(self._pending_version[code]))
         return out
+
+    def _state_dict(self, domain: str) -> dict[str, Any] | None:
+        state = self.states.get(domain)
+        if state is None:
+            return None
+        cached = self._state_dicts.get(domain)
+        if cached is None:
+            cached = self._state_dicts[domain] = state.to_dict()
+        return cached
 
     def pending_events(self) -> list[dict[str, Any]]:
         """The event held by the far-future guard ([] or one), as JSON-ready fields.
