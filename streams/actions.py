@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import asyncpg
@@ -110,6 +111,8 @@ class Actions:
         self.plan = plan
         self.promote_every_s = promote_every_s
         self.rollbacks = 0
+        #: Domain -> wall-clock time (epoch s) of this worker's last rollback for it.
+        self.last_rollback_s: dict[str, float] = {}
         self._queue: asyncio.Queue[Verdict] = asyncio.Queue()
 
     def observe(self, verdicts: list[Verdict]) -> None:
@@ -137,6 +140,7 @@ class Actions:
                 if pending is not None:
                     if await roll_back(conn, pending, self.actor):
                         self.rollbacks += 1
+                        self.last_rollback_s[pending.domain] = time.time()
                         log.warning("rolled back: %s", rollback_reason(pending))
                     pending = None
                 elif self.plan is not None:
