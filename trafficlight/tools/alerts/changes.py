@@ -1,4 +1,5 @@
-"""Which verdicts are news, and the Slack message for each. Pure: no I/O.
+"""Which verdicts are news, and the message for each (Slack JSON, or a title and a body for
+any other channel). Pure: no I/O.
 
 Workers publish a verdict per target every evaluation (a heartbeat), so almost every record
 repeats the last one. An alert goes out when a (domain, routed_to)'s verdict or decision
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+from trafficlight.base.times import local_iso
 
 QUIET_BASELINE = frozenset({"healthy", "insufficient_data"})
 VERDICTS = frozenset({"healthy", "warning", "critical", "insufficient_data"})
@@ -116,3 +120,41 @@ def slack_message(change: Change) -> dict[str, Any]:
             "ts": int(v["window_end"]),
         }],
     }
+
+
+class Level(StrEnum):
+    """A notification's urgency; the values are Apprise's notify types."""
+
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+#: A decision's urgency: rollback is a failure, hold a warning, proceed good news.
+LEVELS = {"proceed": Level.SUCCESS, "hold": Level.WARNING, "rollback": Level.FAILURE}
+
+
+@dataclass(frozen=True)
+class Notification:
+    title: str
+    body: str
+    level: Level
+
+
+def notification(change: Change) -> Notification:
+    """A title and a plain-text body of figures, for channels that are not Slack JSON."""
+    v = change.verdict
+    domain, target = change.key
+    was = "" if change.previous is None else f" (was {change.previous[0]} / {change.previous[1]})"
+    reasons = "; ".join(map(str, v.get("reasons") or [])) or NO_FIGURE
+    body = "\n".join([
+        f"{domain}/{target}: {v['verdict']} -> {v['decision']}{was}",
+        f"window end: {local_iso(float(v['window_end']))}",
+        f"requests: {v.get('requests', NO_FIGURE)}, error %: "
+        f"{_figure(v.get('error_pct'), ' %', 2)}, P95: {_figure(v.get('p95_ms'), ' ms', 0)}, "
+        f"P99: {_figure(v.get('p99_ms'), ' ms', 0)}",
+        f"why: {reasons}",
+    ])
+    title = f"trafficlight {domain}/{target}: {v['verdict']} -> {v['decision']}"
+    return Notification(title, body, LEVELS[v["decision"]])
