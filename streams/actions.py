@@ -26,6 +26,7 @@ import asyncpg
 from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 from trafficlight.base.db import connect
+from trafficlight.base.times import local_iso
 
 log = logging.getLogger("trafficlight.actions")
 
@@ -52,7 +53,7 @@ def rollback_reason(verdict: Verdict) -> str:
     p95 = "n/a" if verdict.p95_ms is None else f"{verdict.p95_ms:.0f} ms"
     why = "; ".join(verdict.reasons) or "critical"
     return (f"automatic rollback: {verdict.domain} {verdict.routed_to} critical in window "
-            f"{verdict.window_start:.0f}..{verdict.window_end:.0f} (epoch s): error "
+            f"{local_iso(verdict.window_start)}..{local_iso(verdict.window_end)}: error "
             f"{verdict.error_pct:.2f}% ({verdict.errors}/{verdict.requests} requests), "
             f"P95 {p95}; {why}")
 

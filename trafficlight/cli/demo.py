@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from trafficlight.base.local_services import free_port
-from trafficlight.tools.demo import DemoOptions, Say, run_demo
+from trafficlight.tools.demo import DemoOptions, Say, keep_logs, run_demo
 from trafficlight.tools.demo_knob import call_knobs, knobs_url
 
 
@@ -65,7 +65,13 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
         asyncio.run(run_demo(options, data_dir.absolute(), say))
         return
     with tempfile.TemporaryDirectory(prefix="trafficlight-demo-") as workdir:
-        asyncio.run(run_demo(options, Path(workdir), say))
+        try:
+            asyncio.run(run_demo(options, Path(workdir), say))
+        except BaseException:
+            kept = keep_logs(Path(workdir))
+            if kept is not None:
+                click.echo(f"demo logs kept in {kept}", err=True)
+            raise
 
 
 @click.command("demo-knob")

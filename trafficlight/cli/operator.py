@@ -289,11 +289,14 @@ def rollback(reason: str, as_json: bool) -> None:
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Stop after this many verdicts.")
 @click.option("--topic", default=None, help="Verdict topic (default webhook-routing-verdicts).")
+@click.option("--all", "every_heartbeat", is_flag=True,
+              help="Every verdict (one per target per second), not only changes.")
 @json_option
 def watch(domain: str | None, from_beginning: bool, count: int | None, topic: str | None,
-          as_json: bool) -> None:
-    """Follow the verdicts as the workers publish them, coloured by verdict."""
-    from trafficlight.tools.watch import follow_verdicts
+          every_heartbeat: bool, as_json: bool) -> None:
+    """Follow the verdicts as the workers publish them, coloured by verdict: by default each
+    target's first and then only changes of verdict or decision (--all for every one)."""
+    from trafficlight.tools.watch import ChangeFilter, follow_verdicts
 
     bootstrap = settings.kafka_bootstrap_servers()
     if bootstrap is None:
@@ -305,7 +308,10 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
 
     def ready() -> None:
         where = "the beginning" if from_beginning else "now"
-        click.echo(f"watching {name} from {where}; Ctrl-C to stop", err=True)
+        which = "every verdict" if every_heartbeat else "changes (--all: every verdict)"
+        click.echo(f"watching {name} from {where}, {which}; Ctrl-C to stop", err=True)
+
+    changes = ChangeFilter()
 
     async def follow() -> None:
         shown = 0
@@ -316,6 +322,8 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
                            f"{received.problem}", err=True)
                 continue
             if domain is not None and received.verdict["domain"] != domain:
+                continue
+            if not every_heartbeat and not changes.is_news(received.verdict):
                 continue
             click.echo(orjson.dumps(received.verdict).decode() if as_json
                        else verdict_line(received.verdict))

@@ -15,6 +15,21 @@ from trafficlight.base.errors import InvalidInput, ServiceStartError
 _REQUIRED = ("domain", "routed_to", "window_end", "requests", "error_pct", "verdict", "decision")
 
 
+class ChangeFilter:
+    """Which verdicts `watch` shows by default: each target's first, then only those whose
+    verdict or decision differs from the target's last (heartbeat repeats are not news)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def is_news(self, verdict: dict[str, Any]) -> bool:
+        key = (str(verdict["domain"]), str(verdict["routed_to"]))
+        state = (str(verdict["verdict"]), str(verdict["decision"]))
+        news = self._last.get(key) != state
+        self._last[key] = state
+        return news
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     """One record: a verdict, or why it is not one (``problem``)."""
