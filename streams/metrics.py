@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from trafficlight.streams.partition import PartitionCounters
-from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 from trafficlight.base.errors import ServiceStartError
+from trafficlight.streams.partition import PartitionCounters
+from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 #: The numbers the verdict and decision gauges carry (documented above and in README).
 HEALTH_VALUE: dict[Health, int] = {Health.INSUFFICIENT_DATA: -1, Health.HEALTHY: 0,

@@ -8,14 +8,14 @@ a host without colliding.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaClient
+
+from trafficlight.base.errors import ServiceStartError
+from trafficlight.base.kafka import ensure_topics
 from trafficlight.streams.actions import Actions, RolloutPlan
 from trafficlight.streams.app import WorkerApp, WorkerOptions
 from trafficlight.streams.metrics import WorkerFigures, WorkerMetrics
 from trafficlight.streams.partition import changelog_topic
 from trafficlight.streams.sink import PostgresSink, SinkOptions
-
-from trafficlight.base.errors import ServiceStartError
-from trafficlight.base.kafka import ensure_topics
 
 
 async def prepare_topics(bootstrap_servers: str, events_topic: str, verdicts_topic: str,
@@ -59,6 +59,7 @@ def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink:
     listening before Faust starts (a taken port fails the start with the port named).
     """
     import faust
+
     from trafficlight.streams.app import build_app
 
     worker_app = build_app(options)

@@ -17,8 +17,6 @@ import aiohttp
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from trafficlight.streams.metrics import DECISION_VALUE, HEALTH_VALUE, PartitionPosition
-from trafficlight.streams.verdicts import Decision, Health
 
 from tests.streams.worker_harness import (
     WorkerProcess,
@@ -28,6 +26,8 @@ from tests.streams.worker_harness import (
     read_until,
 )
 from trafficlight.base.local_services import free_port
+from trafficlight.streams.metrics import DECISION_VALUE, HEALTH_VALUE, PartitionPosition
+from trafficlight.streams.verdicts import Decision, Health
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
 from trafficlight.streams.metrics import PartitionPosition, WorkerFigures, WorkerMetrics
 from trafficlight.streams.partition import PartitionCounters
 from trafficlight.streams.verdicts import Verdict

@@ -41,6 +41,7 @@ from trafficlight.base.local_services import (
     free_port,
     stop_process,
 )
+from trafficlight.streams.events import Target
 from trafficlight.tools import operations
 from trafficlight.tools.simulated_handlers import KnobBoard
 from trafficlight.tools.simulated_handlers import create_app as create_handlers_app
@@ -235,7 +236,7 @@ class Narrator:
 
     def _summary(self) -> None:
         c = self._traffic.counters
-        totals = (sum(c.by_status.values()), c.by_target.get("unified", 0),
+        totals = (sum(c.by_status.values()), c.by_target.get(Target.UNIFIED, 0),
                   sum(n for status, n in c.by_status.items() if status >= 500))
         self._say(traffic_line(totals, self._last_totals, time.monotonic() -
                                self._last_summary_s))
@@ -254,7 +255,7 @@ def traffic_line(totals: tuple[int, int, int], previous: tuple[int, int, int],
 
 async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -> None:
     await asyncio.sleep(at_s)
-    board.update({"unified": {"error_pct": error_pct}})
+    board.update({Target.UNIFIED.value: {"error_pct": error_pct}})
     say(f"INCIDENT: unified now fails {error_pct:g}% of webhooks; watch the rollback")
 
 
