@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,19 @@ from trafficlight.tools.display import config_summary, health_table, verdict_lin
 
 _INCIDENT = re.compile(r"^(?P<kind>[a-z_]+)(?::(?P<domain>[a-z_-]+))?@(?P<at>[^/]+)/(?P<for>.+)$")
 _PERCENTAGE = re.compile(r"^(?P<pct>[0-9.]+)(?:@(?P<at>.+))?$")
+
+def _check_writable(option: str, path: Path | None) -> None:
+    """A path we are about to write: one line naming it and why not, before any work."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InvalidInput(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise InvalidInput(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"{option} {path}: not writable (permission denied)")
+
 
 def _database_url() -> str:
     return settings.required_database_url()
@@ -97,6 +111,7 @@ def simulate(out: Path, start: str | None, duration: str, volume_scale: float,
              percentages: tuple[str, ...], incidents: tuple[str, ...], diurnal: float,
              count: int | None, seed: int) -> None:
     """Write a realistic, labelled event file (and OUT.incidents.json) for replay and tests."""
+    _check_writable("--out", out)
     from trafficlight.tools.jsonl import write_jsonl
     from trafficlight.tools.simulate import (
         RUNBOOK_VOLUMES_PER_H,
@@ -137,6 +152,8 @@ def export(since: str, until: str, out: Path | None) -> None:
     """Write webhook_routing_logs between two times as a replayable JSONL file."""
     from trafficlight.tools.export import export_logs
 
+    _check_writable("--out", out)
+
     since_at, until_at = _time_range(since, until)
     written = asyncio.run(export_logs(_database_url(), since_at, until_at, out))
     click.echo(f"exported {written} events", err=True)
@@ -171,6 +188,8 @@ def report(since: str, until: str, out: Path | None, chart: Path | None, bucket:
 
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise InvalidInput(f"--chart {chart}: the chart is written as .png or .svg")
+    _check_writable("--out", out)
+    _check_writable("--chart", chart)
     since_at, until_at = _time_range(since, until)
     bucket_span = timedelta(seconds=parse_duration_s(bucket)) if bucket else None
     built = asyncio.run(build_report(_database_url(), since_at, until_at, bucket_span))
