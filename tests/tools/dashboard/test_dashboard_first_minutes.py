@@ -5,15 +5,26 @@ current percentage in its control, rates over the buckets covered, a red error %
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 
 from tests.tools.dashboard.rows import RunningDashboard, insert_bucket, insert_verdict, now_s
-from tests.tools.dashboard.test_dashboard_browser import (  # noqa: F401 - the page fixture
-    ARTIFACTS,
-    page,
-    pytestmark,
-)
+from tests.tools.dashboard.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
+from tests.tools.dashboard.test_dashboard_browser import pytestmark as pytestmark
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                   args=CHROMIUM_FLAGS)
+        yield await browser.new_page(viewport={"width": 1400, "height": 1300})
+        await browser.close()
+
 
 LOCAL_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 
