@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from trafficlight.streams.events import Target
 from trafficlight.tools.report import TARGET_ERROR_PCT, TARGET_P95_MS, Figures, RolloutReport, Step
@@ -12,7 +12,7 @@ _MARK = {True: "✅", False: "❌"}
 
 def render_markdown(report: RolloutReport, chart_path: str | None = None) -> str:
     lines = [
-        f"# Rollout report: {_utc(report.since)} to {_utc(report.until)} UTC",
+        f"# Rollout report: {_utc(report.since)} to {_utc(report.until)}",
         "",
         f"Success criteria per step (unified): error rate < {TARGET_ERROR_PCT}%, "
         f"P95 < {TARGET_P95_MS:.0f} ms. Figures are exact, from `webhook_routing_logs` over "
@@ -42,8 +42,8 @@ def _step_section(number: int, step: Step) -> list[str]:
     lines = [
         f"## Step {number}: {_routing(step)} (config version {step.version})",
         "",
-        f"- **Start:** {_utc(step.start)} UTC, by {step.created_by}: {step.notes or '-'}",
-        f"- **End:** {_utc(step.end)} UTC ({_duration(step.end - step.start)})"
+        f"- **Start:** {_utc(step.start)}, by {step.created_by}: {step.notes or '-'}",
+        f"- **End:** {_utc(step.end)} ({_duration(step.end - step.start)})"
         + (f", next change by {step.outcome_by}: {step.outcome}" if step.outcome else
            ", still in force"),
         f"- **Domains:** {', '.join(step.domains)}",
@@ -79,7 +79,8 @@ def _ms(figures: Figures) -> str:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    """Local ISO 8601 to the minute, with the offset (`2026-11-28T09:00+01:00`)."""
+    return moment.astimezone().isoformat(timespec="minutes")
 
 
 def _duration(span: timedelta) -> str:
