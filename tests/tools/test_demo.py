@@ -220,14 +220,14 @@ def test_a_taken_port_names_the_port_and_the_fix(tmp_path: Path) -> None:
     assert "pass --router-port 0 for a free port" in result.stderr
 
 
-def test_a_failed_demo_keeps_its_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trafficlight.base import settings
-    from trafficlight.tools.demo import keep_logs
+def test_a_new_demo_empties_the_previous_runs_folder_and_only_then(tmp_path: Path) -> None:
+    from trafficlight.tools.demo import fresh_demo_folder
 
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    (workdir / "router.log").write_text("router: cannot bind\n")
-    monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "home")
-    kept = keep_logs(workdir)
-    assert kept is not None and kept.is_relative_to(tmp_path / "home")
-    assert (kept / "router.log").read_text() == "router: cannot bind\n"
+    # What a failed run leaves: its logs stay readable until the next demo starts.
+    (tmp_path / "services" / "postgres").mkdir(parents=True)
+    (tmp_path / "router.log").write_text("router: cannot bind\n")
+    (tmp_path / "notes.txt").write_text("mine")
+
+    fresh_demo_folder(tmp_path)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -89,6 +89,21 @@ STOP_WAITS = {"router": ("flush its events to Kafka", 1.5),
               "worker": ("commit its offsets", 2.0)}
 
 
+def stop_children(children: dict[str, subprocess.Popen[bytes]], say: Say) -> None:
+    """SIGTERM every child at once, then wait for each (killed past its STOP_WAITS bound):
+    stopping takes the longest bound, not their sum."""
+    running = {name: proc for name, proc in children.items() if proc.poll() is None}
+    for name, proc in running.items():
+        what, timeout_s = STOP_WAITS.get(name, ("exit", 2.0))
+        say(f"stopping {name}: waiting up to {timeout_s:g}s for it to {what}")
+        proc.send_signal(signal.SIGTERM)
+    started_s = time.monotonic()
+    for name, proc in running.items():
+        timeout_s = STOP_WAITS.get(name, ("exit", 2.0))[1]
+        stop_process(proc, signal.SIGTERM,
+                     timeout_s=max(0.0, timeout_s - (time.monotonic() - started_s)))
+
+
 @contextlib.contextmanager
 def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path,
                   say: Say) -> Iterator[subprocess.Popen[bytes]]:
@@ -108,9 +123,12 @@ def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path
         if proc.poll() is None:
             say(f"stopping {name}: waiting up to {timeout_s:g}s for it to {what}")
         stop_process(proc, signal.SIGTERM, timeout_s=timeout_s)
-        say(f"{name} stopped")
-        if proc.returncode not in (0, -signal.SIGTERM):
+        if proc.returncode == -signal.SIGKILL:
+            say(f"{name} stopped (killed after {timeout_s:g}s; log: {log_path})")
+        elif proc.returncode not in (0, -signal.SIGTERM):
             say(f"{name} exited with code {proc.returncode} (log: {log_path})")
+        else:
+            say(f"{name} stopped")
 
 
 @contextlib.asynccontextmanager
@@ -273,16 +291,13 @@ def alert_receiver(say: Say) -> web.Application:
     return app
 
 
-def keep_logs(workdir: Path) -> Path | None:
-    """Copy a failed demo's logs out of its temporary folder; where they went (None: none)."""
-    logs = sorted(workdir.glob("*.log"))
-    if not logs:
-        return None
-    kept = settings.STATE_DIR / "demo-logs" / time.strftime("%Y%m%dT%H%M%S")
-    kept.mkdir(parents=True, exist_ok=True)
-    for log in logs:
-        shutil.copy2(log, kept / log.name)
-    return kept
+def fresh_demo_folder(workdir: Path) -> None:
+    """Empty the default demo folder of the previous run: its services' data and its logs
+    (kept until now so a failed run can be read)."""
+    shutil.rmtree(workdir / "services", ignore_errors=True)
+    shutil.rmtree(workdir / "router-spool", ignore_errors=True)
+    for stale in (*workdir.glob("*.log"), workdir / "router.toml"):
+        stale.unlink(missing_ok=True)
 
 
 def _stop_event() -> asyncio.Event:
@@ -323,7 +338,7 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                 knobs_url=f"{handlers_url}/knobs")), options.host, options.dashboard_port),
         ):
             with (
-                child_process("worker", worker_argv(options), env, workdir, say),
+                child_process("worker", worker_argv(options), env, workdir, say) as worker,
                 child_process("router", ["router", "--config",
                                          str(router_toml(options, handlers_url, workdir))],
                               env, workdir, say) as router,
@@ -373,5 +388,6 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(alerts, 1.5)
                     state_file().unlink(missing_ok=True)
+                    stop_children({"router": router, "worker": worker}, say)
         say("stopping the embedded broker and Postgres")
     say("stopped")

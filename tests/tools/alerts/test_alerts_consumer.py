@@ -175,5 +175,5 @@ async def test_every_channel_gets_each_change_in_order(
 
 async def test_an_unknown_notify_url_is_a_one_line_setup_error(kafka_bootstrap: str) -> None:
     config = AlertSettings(kafka_bootstrap, notify_urls=("nosuchservice://x",))
-    with pytest.raises(ConfigError, match="--notify: not an Apprise URL"):
+    with pytest.raises(ConfigError, match="--notify: not a URL Apprise can use"):
         await run_alerts(config, asyncio.Event())

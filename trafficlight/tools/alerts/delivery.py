@@ -185,10 +185,17 @@ class AppriseChannel:
 
     def __init__(self, url: str) -> None:
         self._apprise = apprise.Apprise()
-        if not self._apprise.add(url):
+        apprise_log = logging.getLogger("apprise")
+        level = apprise_log.level
+        apprise_log.setLevel(logging.CRITICAL)  # our one-line error says it (and no secret)
+        try:
+            added = self._apprise.add(url)
+        finally:
+            apprise_log.setLevel(level)
+        if not added:
             scheme = url.split("://", 1)[0] if "://" in url else url[:20]
-            raise ConfigError(f"--notify: not an Apprise URL Apprise can use (scheme "
-                              f"{scheme!r}); see https://appriseit.com for the URL forms")
+            raise ConfigError(f"--notify: not a URL Apprise can use (scheme {scheme!r}); the "
+                              "forms: https://github.com/caronc/apprise/wiki")
         self._name = "".join(self._apprise.urls(privacy=True)).split("?", 1)[0]
 
     @property
