@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from trafficlight.base.db import connect
@@ -62,6 +63,7 @@ class DemoRun:
     children: dict[int, str] = field(default_factory=dict)
     knob_output: str = ""
     status_output: str = ""
+    metrics_text: str = ""
     last_config: dict = field(default_factory=dict)
     rollback_verdicts: int = 0
     verdicts: int = 0
@@ -124,6 +126,10 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
             (name, value.strip("'")) for name, value in
             (item.split("=", 1) for item in exports.split()[1:]))}
         run.status_output = await _cli("status", cwd=workdir, env=operator_env)
+        metrics = run.line_matching(r"^\s+metrics\s+http://")
+        assert metrics is not None
+        async with aiohttp.ClientSession() as http, http.get(metrics.split()[1]) as response:
+            run.metrics_text = await response.text()
         conn = await connect(database_url)
         try:
             run.last_config = dict(await conn.fetchrow(
@@ -231,3 +237,12 @@ def test_a_new_demo_empties_the_previous_runs_folder_and_only_then(tmp_path: Pat
     fresh_demo_folder(tmp_path)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_demo_workers_metrics_show_the_rollback(demo_run: DemoRun) -> None:
+    assert re.search(r"^trafficlight_worker_events_judged_total [1-9]", demo_run.metrics_text,
+                     re.M)
+    assert re.search(r'^trafficlight_worker_last_rollback_timestamp_seconds\{domain="\w+"\} ',
+                     demo_run.metrics_text, re.M)
+    assert re.search(r'^trafficlight_worker_verdict\{domain="\w+",routed_to="unified"\} [12]',
+                     demo_run.metrics_text, re.M)

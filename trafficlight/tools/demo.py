@@ -197,8 +197,9 @@ def router_toml(options: DemoOptions, handlers_url: str, workdir: Path) -> Path:
     return path
 
 
-def worker_argv(options: DemoOptions) -> list[str]:
-    argv = ["worker", "--worker-id", "demo-worker", "--loglevel", "warning"]
+def worker_argv(options: DemoOptions, metrics_port: int) -> list[str]:
+    argv = ["worker", "--worker-id", "demo-worker", "--loglevel", "warning",
+            "--metrics-port", str(metrics_port)]
     if options.rollout_plan:
         argv += ["--rollout-plan", options.rollout_plan, "--bake", options.bake,
                  "--healthy-evaluations", str(options.healthy_evaluations)]
@@ -329,6 +330,7 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                settings.DATABASE_URL_ENV: running.database_url,
                "TRAFFICLIGHT_HOME": str(workdir)}
         board = KnobBoard()
+        metrics_port = free_port()
         token, _ = dashboard_token()
         async with (
             serve(create_handlers_app(board), options.host, free_port()) as handlers_url,
@@ -338,7 +340,8 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                 knobs_url=f"{handlers_url}/knobs")), options.host, options.dashboard_port),
         ):
             with (
-                child_process("worker", worker_argv(options), env, workdir, say) as worker,
+                child_process("worker", worker_argv(options, metrics_port), env, workdir,
+                              say) as worker,
                 child_process("router", ["router", "--config",
                                          str(router_toml(options, handlers_url, workdir))],
                               env, workdir, say) as router,
@@ -359,6 +362,8 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                            f"({options.speed:g}x the runbook's volumes)")
                 click.echo(f"  alerts     {receiver_url}/alerts (a local JSON webhook; "
                            "what it receives is printed here)")
+                click.echo(f"  metrics    http://{options.host}:{metrics_port}/metrics "
+                           "(the worker's, for Prometheus)")
                 click.echo(f"  logs       {workdir}/router.log, {workdir}/worker.log")
                 click.echo("  operator commands from another terminal: paste")
                 click.echo(f"    export {settings.KAFKA_BOOTSTRAP_ENV}={running.bootstrap_servers}"
