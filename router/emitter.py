@@ -20,6 +20,7 @@ from collections import deque
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from trafficlight.base.retry import Backoff
 from trafficlight.router.spool import Record, Spool
 from trafficlight.streams.events import RoutingEvent, encode_events
 
@@ -133,14 +134,14 @@ class EventEmitter:
             self._wake.set()
 
     async def _send_forever(self) -> None:
-        retry_s = _RETRY_FIRST_S
+        backoff, failures = Backoff(_RETRY_FIRST_S, _RETRY_MAX_S), 0
         while True:
             if await self._send_next():
-                retry_s = _RETRY_FIRST_S
+                failures = 0
                 continue
             self.send_failures += 1
-            await asyncio.sleep(retry_s)
-            retry_s = min(retry_s * 2, _RETRY_MAX_S)
+            failures += 1
+            await asyncio.sleep(backoff.delay_s(failures))
 
     async def _send_next(self) -> bool:
         """Deliver the oldest chunk, or wait for one; False when it must be retried."""

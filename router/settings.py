@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import os
 import socket
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from trafficlight.base.errors import ConfigError
-from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR
+from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, read_toml
 from trafficlight.streams.events import Target
 
 
@@ -119,12 +118,7 @@ def settings_from_table(table: dict[str, Any]) -> RouterSettings:
 
 
 def load_settings(path: Path) -> RouterSettings:
-    try:
-        document = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read router config {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"router config {path} is not valid TOML: {exc}") from None
+    document = read_toml(path, "router config")
     table = document.get("router")
     if not isinstance(table, dict):
         raise ConfigError(f"router config {path} has no [router] table")

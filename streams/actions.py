@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from trafficlight.base.db import connect
+from trafficlight.base.errors import first_line
+from trafficlight.base.routing_config import fetch_current_config
 from trafficlight.base.times import local_iso
 from trafficlight.streams.events import Target
 from trafficlight.streams.verdicts import Decision, Health, Verdict
@@ -32,8 +34,6 @@ from trafficlight.streams.verdicts import Decision, Health, Verdict
 log = logging.getLogger("trafficlight.actions")
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('webhook_routing_config'))"
-_CURRENT = ("SELECT id, percentage, enabled, domains, created_at FROM webhook_routing_config"
-            " ORDER BY created_at DESC, id DESC LIMIT 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +64,8 @@ async def roll_back(conn: asyncpg.Connection, verdict: Verdict, actor: str) -> b
     async with conn.transaction():
         await conn.execute(_LOCK)
         await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
-        current = await conn.fetchrow(_CURRENT)
-        if current is None or not current["enabled"]:
+        current = await fetch_current_config(conn)
+        if current is None or not current.enabled:
             return False
         await conn.execute("SELECT set_routing_enabled(false, $1)", rollback_reason(verdict))
         return True
@@ -76,12 +76,12 @@ async def promote(conn: asyncpg.Connection, plan: RolloutPlan, actor: str) -> fl
     async with conn.transaction():
         await conn.execute(_LOCK)
         await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
-        current = await conn.fetchrow(_CURRENT)
-        if current is None or not current["enabled"]:
+        current = await fetch_current_config(conn)
+        if current is None or not current.enabled:
             return None  # never promote while disabled (a rollback stays rolled back)
-        step = plan.next_step(float(current["percentage"]))
-        baked = await conn.fetchval("SELECT now() - $1::timestamptz >= make_interval(secs => $2)",
-                                    current["created_at"], plan.bake_s)
+        step = plan.next_step(current.percentage)
+        baked = await conn.fetchval("SELECT now() - to_timestamp($1) >= make_interval(secs => $2)",
+                                    current.created_at, plan.bake_s)
         if step is None or not baked:
             return None
         healthy = await conn.fetchval(
@@ -90,15 +90,16 @@ async def promote(conn: asyncpg.Connection, plan: RolloutPlan, actor: str) -> fl
                 SELECT d, coalesce((
                     SELECT count(*) = $3 AND bool_and(decision = 'proceed') FROM (
                         SELECT decision FROM webhook_routing_verdicts
-                        WHERE domain = d AND routed_to = 'unified' AND evaluated_at >= $2
+                        WHERE domain = d AND routed_to = 'unified'
+                          AND evaluated_at >= to_timestamp($2)
                         ORDER BY window_end DESC LIMIT $3) last), false) AS ok
                 FROM unnest($1::text[]) AS d) per_domain
-            """, current["domains"], current["created_at"], plan.healthy_evaluations)
+            """, sorted(current.domains), current.created_at, plan.healthy_evaluations)
         if not healthy:
             return None
         await conn.execute(
             "SELECT update_routing_percentage($1, $2)", step,
-            f"rollout plan: {float(current['percentage']):g}% baked {plan.bake_s:g} s with "
+            f"rollout plan: {current.percentage:g}% baked {plan.bake_s:g} s with "
             f"{plan.healthy_evaluations} healthy evaluations per domain; promoting to {step:g}%")
         return step
 
@@ -150,7 +151,7 @@ class Actions:
                     if step is not None:
                         log.warning("rollout plan: promoted to %g%%", step)
             except Exception as exc:  # keep acting: the next verdict or tick retries
-                log.warning("actions: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("actions: %s", first_line(exc))
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()

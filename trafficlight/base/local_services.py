@@ -230,7 +230,7 @@ def embedded_services(data_dir: Path | None = None) -> Iterator[Services]:
     ``data_dir`` None: a temporary folder, removed on exit.
     """
     temporary = data_dir is None
-    root = Path(tempfile.mkdtemp(prefix="trafficlight-")) if temporary else Path(data_dir)
+    root = Path(tempfile.mkdtemp(prefix="trafficlight-")) if data_dir is None else Path(data_dir)
     broker = EmbeddedBroker()
     postgres = EmbeddedPostgres(root / "postgres")
     try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from trafficlight.base.errors import ConfigError
 
@@ -44,3 +46,13 @@ def required_kafka_bootstrap_servers() -> str:
             "export lines)"
         )
     return servers
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A settings file as a dict; unreadable or malformed is one `ConfigError` line naming it."""
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None

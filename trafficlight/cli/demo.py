@@ -42,13 +42,13 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
          start_percentage: float, rollout_plan: str, bake: str, router_port: int,
          dashboard_port: int, duration: str | None, data_dir: Path | None) -> None:
     """The whole system on embedded services with simulated handlers and traffic."""
+    from trafficlight.base.durations import parse_duration_s
     from trafficlight.base.errors import ConfigError
-    from trafficlight.streams.windows import parse_duration_s
     from trafficlight.tools.traffic import speed_for_rate
 
     def seconds(name: str, value: str | None) -> float | None:
         try:
-            return None if value is None else float(parse_duration_s(value))
+            return None if value is None else parse_duration_s(value)
         except ValueError as exc:
             raise ConfigError(f"--{name}: {exc}") from None
 
@@ -84,6 +84,6 @@ def demo_knob(target: str | None, latency_ms: float | None, error_pct: float | N
                if v is not None}
     if changes and target is None:
         raise click.UsageError("name the TARGET to change: legacy or unified")
-    knobs = call_knobs(knobs_url(), {target: changes} if changes else None)
+    knobs = call_knobs(knobs_url(), {target: changes} if changes and target else None)
     for name, knob in knobs.items():
         click.echo(f"{name:8} latency {knob['latency_ms']:g} ms, errors {knob['error_pct']:g}%")

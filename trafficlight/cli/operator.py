@@ -21,7 +21,7 @@ import orjson
 from trafficlight.base import settings
 from trafficlight.base.db import connect
 from trafficlight.base.durations import parse_duration_s, parse_instant
-from trafficlight.base.errors import ConfigError, InvalidInput
+from trafficlight.base.errors import InvalidInput
 from trafficlight.tools import operations
 from trafficlight.tools.display import config_summary, health_table, verdict_line
 
@@ -317,10 +317,7 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
     target's first and then only changes of verdict or decision (--all for every one)."""
     from trafficlight.tools.watch import ChangeFilter, follow_verdicts
 
-    bootstrap = settings.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set (run `trafficlight services` "
-                          "and paste its export lines)")
+    bootstrap = settings.required_kafka_bootstrap_servers()
     name = topic or settings.VERDICTS_TOPIC
     if domain is not None and settings.database_url() is not None:
         _check_domain(domain)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import click
 from aiohttp import web
 
 from trafficlight.base import settings as env
-from trafficlight.base.errors import ConfigError
+from trafficlight.base.signals import stop_event_on_signals
 from trafficlight.router.app import create_app
 from trafficlight.router.config_watcher import ConfigWatcher, FixedConfig
 from trafficlight.router.emitter import EventEmitter
@@ -60,11 +59,7 @@ async def serve(settings: RouterSettings, bootstrap_servers: str,
 
 
 async def _stop_requested() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_event_on_signals().wait()
 
 
 @click.command("router")
@@ -74,9 +69,7 @@ async def _stop_requested() -> None:
 def router_command(config_path: Path) -> None:
     """Route webhooks between legacy and unified; emit one routing event per webhook."""
     settings = load_settings(config_path)
-    bootstrap = env.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set (run `trafficlight services`)")
+    bootstrap = env.required_kafka_bootstrap_servers()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run_event_loop(serve(settings, bootstrap, env.database_url()))
 

@@ -45,21 +45,20 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
     """Judge routing events: verdicts to the verdict topic, state in Faust tables."""
     import asyncio
 
+    from trafficlight.base.durations import parse_whole_seconds
     from trafficlight.base.kafka import EVENT_PARTITIONS
     from trafficlight.streams.actions import RolloutPlan
     from trafficlight.streams.app import WorkerOptions, default_worker_id
     from trafficlight.streams.deadletters import dead_letter_topic
     from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
-    from trafficlight.streams.windows import parse_duration_s
     from trafficlight.streams.worker import prepare_topics, run_worker
 
-    if not bootstrap_servers:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+    bootstrap_servers = bootstrap_servers or settings.required_kafka_bootstrap_servers()
     plan = None
     if rollout_plan:
         try:
             steps = tuple(float(p) for p in rollout_plan.split(","))
-            plan = RolloutPlan(steps, parse_duration_s(bake), healthy_evaluations)
+            plan = RolloutPlan(steps, parse_whole_seconds(bake), healthy_evaluations)
         except ValueError:
             raise ConfigError(f"--rollout-plan/--bake: expected e.g. 10,25,50,100 and 10m, "
                               f"got {rollout_plan!r} and {bake!r}") from None

@@ -41,6 +41,7 @@ from trafficlight.base.local_services import (
     free_port,
     stop_process,
 )
+from trafficlight.base.signals import stop_event_on_signals
 from trafficlight.streams.events import Target
 from trafficlight.tools import operations
 from trafficlight.tools.simulated_handlers import KnobBoard
@@ -301,12 +302,7 @@ def fresh_demo_folder(workdir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+_stop_event = stop_event_on_signals
 
 
 async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:

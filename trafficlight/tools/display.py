@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from trafficlight.base.routing_config import RoutingConfig
 from trafficlight.base.times import local_iso
 from trafficlight.streams.verdicts import Health, Verdict
-from trafficlight.tools.operations import RoutingConfig
 
 #: Green / amber / red, as the runbook says; no data is dim, never green.
 VERDICT_COLOURS: dict[str, str] = {
@@ -27,11 +27,11 @@ def styled_verdict(verdict: str, width: int = 0) -> str:
 
 def config_summary(config: RoutingConfig) -> str:
     state = "ENABLED" if config.enabled else "DISABLED"
-    pct = f"{config.percentage.normalize():f}"
+    pct = f"{config.percentage:g}"
     return "\n".join([
-        f"Routing {state} at {pct}% of {', '.join(config.domains)} to unified "
-        f"(protected, always legacy: {', '.join(config.protected_domains)})",
-        f"Config version {config.id}, {_utc(config.created_at)} by {config.created_by}: "
+        f"Routing {state} at {pct}% of {', '.join(sorted(config.domains))} to unified "
+        f"(protected, always legacy: {', '.join(sorted(config.protected_domains))})",
+        f"Config version {config.version}, {_utc(config.created_at_utc)} by {config.created_by}: "
         f"{config.notes or '-'}",
     ])
 

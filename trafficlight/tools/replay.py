@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +23,7 @@ import click
 import numpy as np
 import orjson
 
-from trafficlight.base.errors import ConfigError, CorruptInput
+from trafficlight.base.errors import CorruptInput
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
@@ -111,23 +110,6 @@ class RejectLog:
                 raise CorruptInput(line)
             if self.count <= MAX_REPORTED_REJECTS:
                 click.echo(f"skipped {line}", err=True)
-
-
-def parse_time_s(text: str | None) -> float | None:
-    """Epoch seconds or an ISO 8601 time (UTC when no zone is given)."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"not a time: {text!r} (epoch seconds or ISO 8601)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _in_range(batch: EventBatch, since_s: float | None, until_s: float | None) -> EventBatch:

@@ -12,7 +12,7 @@ from pathlib import Path
 from trafficlight.streams.events import Target
 from trafficlight.tools.report import TARGET_ERROR_PCT, TARGET_P95_MS, TARGETS, RolloutReport
 
-_COLOURS = {Target.UNIFIED: "tab:blue", Target.LEGACY: "tab:gray"}
+_COLOURS: dict[str, str] = {Target.UNIFIED: "tab:blue", Target.LEGACY: "tab:gray"}
 
 
 def write_chart(report: RolloutReport, out: Path) -> Path:
@@ -49,7 +49,8 @@ def write_chart(report: RolloutReport, out: Path) -> Path:
     errors_ax.set_title(f"Rollout {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M}"
                         f" UTC, {int(report.bucket.total_seconds() // 60)}-minute buckets")
     p95_ax.set_xlabel("time (UTC)")
-    p95_ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
+    hours = mdates.DateFormatter("%H:%M", tz="UTC")  # type: ignore[no-untyped-call]
+    p95_ax.xaxis.set_major_formatter(hours)
     for ax in (errors_ax, p95_ax):
         ax.set_ylim(bottom=0)
         ax.set_xlim(report.since, report.until)

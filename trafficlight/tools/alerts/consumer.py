@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from trafficlight.base import settings
-from trafficlight.base.errors import ConfigError, ServiceStartError
+from trafficlight.base.errors import ConfigError, ServiceStartError, first_line
 from trafficlight.streams.verdicts import BadVerdict, decode_verdicts
 from trafficlight.tools.alerts.changes import ChangeDetector
 from trafficlight.tools.alerts.delivery import (
@@ -75,7 +75,7 @@ class VerdictAlerts:
         except BadVerdict as exc:
             self.bad_records += 1
             log.warning("alerts: skipped a record that is not a verdict: %s",
-                        str(exc).splitlines()[0])
+                        first_line(exc))
 
 
 async def run_alerts(config: AlertSettings, stop: asyncio.Event,

@@ -28,6 +28,7 @@ import aiohttp
 import apprise
 
 from trafficlight.base.errors import ConfigError
+from trafficlight.base.retry import Backoff
 from trafficlight.tools.alerts.changes import Change, notification, slack_message
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class RetryPolicy:
         """Wait before the next attempt: doubling from first_delay_s, capped; Retry-After wins."""
         if retry_after_s is not None:
             return min(max(retry_after_s, 0.0), self.max_delay_s)
-        return min(self.first_delay_s * 2.0 ** (failed_attempts - 1), self.max_delay_s)
+        return Backoff(self.first_delay_s, self.max_delay_s).delay_s(failed_attempts)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from trafficlight.base.db import create_pool, redact
-from trafficlight.base.errors import TrafficlightError
+from trafficlight.base.errors import TrafficlightError, first_line
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.tools.dashboard.controls import ControlRefused, apply_control
 from trafficlight.tools.dashboard.snapshot import read_snapshot
@@ -79,7 +79,7 @@ class SnapshotFeed:
                                                thresholds=self._settings.thresholds)
             self.error = None
         except _READ_ERRORS as exc:  # keep serving the last snapshot; say why once
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             if self.error != reason:
                 log.warning("dashboard: cannot read %s: %s",
                             redact(self._settings.database_url), reason)

@@ -85,7 +85,8 @@ def config_change_kind(previous: dict[str, Any] | None, row: dict[str, Any]) -> 
     return "note"
 
 
-def thresholds_by_domain(thresholds: ThresholdSet, domains: list[str]) -> dict[str, dict]:
+def thresholds_by_domain(thresholds: ThresholdSet,
+                         domains: list[str]) -> dict[str, dict[str, float]]:
     """The four SPEC limits per domain, overrides applied: the lines the charts draw."""
     limits = {}
     for domain in domains:
@@ -103,8 +104,11 @@ def _rate(requests: int, start_s: float, end_s: float, now_s: float) -> float:
     return requests / elapsed_s
 
 
-def _series(rows: list[asyncpg.Record], now_s: float) -> dict[str, dict[str, dict[str, list]]]:
-    series: dict[str, dict[str, dict[str, list]]] = {}
+Series = dict[str, dict[str, dict[str, list[float | None]]]]
+
+
+def _series(rows: list[asyncpg.Record], now_s: float) -> Series:
+    series: Series = {}
     for row in rows:
         target = series.setdefault(row["domain"], {}).setdefault(
             row["routed_to"], {"t": [], "rps": [], "error_pct": [], "p95_ms": []}
