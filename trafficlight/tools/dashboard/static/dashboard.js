@@ -202,7 +202,9 @@ function yRange(metric, limits) {
 }
 
 function makeChart(container, metric, withThresholds, limits) {
-  const series = [{}, ...TARGETS.map((t) => ({ label: t, stroke: COLORS[t], width: 2 }))];
+  // Times on the axis and in the legend in local ISO form too (uPlot's default is US style).
+  const timeSeries = { value: (u, v) => (v === null || v === undefined ? "–" : clock(v)) };
+  const series = [timeSeries, ...TARGETS.map((t) => ({ label: t, stroke: COLORS[t], width: 2 }))];
   if (withThresholds) {
     series.push({ label: "warning", stroke: COLORS.warning, dash: [6, 4], width: 1 });
     series.push({ label: "critical", stroke: COLORS.critical, dash: [6, 4], width: 1 });
@@ -211,6 +213,7 @@ function makeChart(container, metric, withThresholds, limits) {
   return new uPlot({
     title: metric.title, width, height: 180, series,
     scales: { x: { time: true }, y: { range: yRange(metric, limits) } },
+    axes: [{ values: (u, ticks) => ticks.map((t) => clock(t).slice(11, 19)) }, {}],
     plugins: [markersPlugin()],
   }, [[], ...series.slice(1).map(() => [])], container);
 }
