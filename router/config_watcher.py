@@ -83,8 +83,10 @@ class ConfigWatcher:
             return False
         self.config = config
         self._changed.set()
-        log.info("routing config version %d: %.2f%%, enabled=%s", config.version,
-                 config.percentage, config.enabled)
+        log.info("routing config version %d: %.2f%%, enabled=%s%s", config.version,
+                 config.percentage, config.enabled, "".join(
+                     f", {d}: {s.percentage:.2f}% enabled={s.enabled}"
+                     for d, s in sorted(config.domain_overrides.items())))
         if self.on_change is not None:
             self.on_change(config)
         return True

@@ -68,3 +68,30 @@ def test_a_torn_last_frame_is_cut_off_on_open(tmp_path: Path) -> None:
     assert reopened.peek(10) == records(1)
     reopened.append(records(3)[2])
     assert reopened.peek(10) == [records(1)[0], records(3)[2]]
+
+
+def test_appends_are_written_together_at_the_next_flush(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    for record in records(3):
+        spool.append(record)
+    log = tmp_path / "records.log"
+    assert log.stat().st_size == 0
+    assert spool.events == 3
+    assert spool.flush() == 0
+    assert log.stat().st_size == sum(record.size for record in records(3))
+
+
+def test_a_record_not_yet_written_is_still_read_back_in_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(records(1)[0])
+    spool.flush()
+    spool.append(records(2)[1])
+    assert spool.peek(10) == records(2)
+
+
+def test_a_closed_spool_keeps_its_unwritten_records(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    for record in records(2):
+        spool.append(record)
+    assert spool.close() == 0
+    assert Spool(tmp_path, max_bytes=1 << 20).peek(10) == records(2)

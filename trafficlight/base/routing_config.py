@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 #: Never rolled out, whatever a config row says: checked in code as well as in the database.
 BUILTIN_PROTECTED_DOMAINS = frozenset({"mobility", "profile", "insurance"})
@@ -21,7 +22,8 @@ BUILTIN_PROTECTED_DOMAINS = frozenset({"mobility", "profile", "insurance"})
 #: A config row as the read model wants it: version = row id, times as epoch seconds.
 CONFIG_COLUMNS = """
     id AS version, percentage::float8 AS percentage, enabled, domains, protected_domains,
-    notes, created_by, extract(epoch FROM created_at)::float8 AS created_at
+    notes, created_by, extract(epoch FROM created_at)::float8 AS created_at,
+    domain_overrides::text AS domain_overrides
 """
 
 #: The newest row (the config in force), the one query for it.
@@ -32,8 +34,20 @@ ORDER BY webhook_routing_config.created_at DESC, id DESC LIMIT 1
 
 
 @dataclass(frozen=True)
+class DomainSetting:
+    """A rollout domain's own percentage and switch (an entry of ``domain_overrides``)."""
+
+    percentage: float
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
-    """One row of ``webhook_routing_config``; ``version`` is the row id (0: none loaded)."""
+    """One row of ``webhook_routing_config``; ``version`` is the row id (0: none loaded).
+
+    ``percentage``/``enabled`` hold for every rollout domain without an entry in
+    ``domain_overrides`` (set by the three-argument SQL forms, cleared by the two-argument ones).
+    """
 
     version: int
     percentage: float
@@ -44,6 +58,12 @@ class RoutingConfig:
     #: Who and why: shown to operators, not part of what routes (NOTIFY payloads omit them).
     notes: str | None = field(default=None, compare=False)
     created_by: str | None = field(default=None, compare=False)
+    domain_overrides: Mapping[str, DomainSetting] = field(default_factory=dict)
+
+    def setting_for(self, domain: str) -> DomainSetting:
+        """The percentage and switch in force for one rollout domain."""
+        own = self.domain_overrides.get(domain)
+        return own if own is not None else DomainSetting(self.percentage, self.enabled)
 
     def is_protected(self, domain: str) -> bool:
         """By name in any letter case: ``/webhook/Mobility`` is still mobility's traffic."""
@@ -74,6 +94,7 @@ class RoutingConfig:
             created_at=_epoch_s(row.get("created_at")),
             notes=row.get("notes"),
             created_by=row.get("created_by"),
+            domain_overrides=_overrides(row.get("domain_overrides")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +102,10 @@ class RoutingConfig:
         return {
             "version": self.version, "percentage": self.percentage, "enabled": self.enabled,
             "domains": sorted(self.domains), "protected_domains": sorted(self.protected_domains),
+            "domain_overrides": {d: {"percentage": s.percentage, "enabled": s.enabled}
+                                 for d, s in sorted(self.domain_overrides.items())},
+            "per_domain": {d: {"percentage": s.percentage, "enabled": s.enabled}
+                           for d in sorted(self.domains) for s in [self.setting_for(d)]},
             "notes": self.notes, "created_by": self.created_by,
             "created_at": self.created_at_utc.isoformat(),
         }
@@ -92,6 +117,22 @@ NO_CONFIG = RoutingConfig(version=0, percentage=0.0, enabled=False)
 
 def _names(values: Iterable[Any] | None) -> frozenset[str]:
     return frozenset(str(v) for v in values or ())
+
+
+def _overrides(raw: object) -> dict[str, DomainSetting]:
+    """``{"jobs": {"percentage": 0, "enabled": false}}`` (JSON text or decoded) -> settings."""
+    if raw is None:
+        return {}
+    decoded = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    if not isinstance(decoded, Mapping):
+        raise TypeError(f"domain_overrides must be an object, got {type(decoded).__name__}")
+    settings: dict[str, DomainSetting] = {}
+    for domain, value in decoded.items():
+        enabled = value["enabled"]
+        if not isinstance(enabled, bool):
+            raise TypeError(f"domain_overrides[{domain!r}].enabled must be true or false")
+        settings[str(domain)] = DomainSetting(float(value["percentage"]), enabled)
+    return settings
 
 
 def _epoch_s(value: object) -> float:

@@ -27,7 +27,8 @@ from trafficlight.tools.demo_knob import call_knobs, knobs_url
 @click.option("--start-percentage", type=click.FloatRange(0, 100), default=10.0,
               show_default=True, help="Share of rollout traffic on unified at start.")
 @click.option("--rollout-plan", default="10,25,50,100", show_default=True,
-              help="The worker's promotion ladder; 'off' for none.")
+              help="The rollout plan set in the database at start (its first step replaces "
+                   "--start-percentage); 'off' for none.")
 @click.option("--bake", default="45s", show_default=True, help="Time at each plan step.")
 @click.option("--router-port", type=int, default=8080, show_default=True,
               help="0 picks a free port.")

@@ -23,7 +23,7 @@ from trafficlight.base.db import connect
 from trafficlight.base.durations import parse_duration_s, parse_instant
 from trafficlight.base.errors import InvalidInput
 from trafficlight.tools import operations
-from trafficlight.tools.display import config_summary, health_table, verdict_line
+from trafficlight.tools.display import config_summary, health_table, plan_summary, verdict_line
 
 _INCIDENT = re.compile(r"^(?P<kind>[a-z_]+)(?::(?P<domain>[a-z_-]+))?@(?P<at>[^/]+)/(?P<for>.+)$")
 _PERCENTAGE = re.compile(r"^(?P<pct>[0-9.]+)(?:@(?P<at>.+))?$")
@@ -228,6 +228,9 @@ class _PercentageType(click.ParamType):
 
 reason_option = click.option("--reason", required=True,
                              help="Why: stored in the config history with your OS user.")
+domain_option = click.option("--domain", default=None,
+                             help="Only this rollout domain (default: every rollout domain, "
+                                  "clearing per-domain settings).")
 
 
 @click.command()
@@ -236,20 +239,26 @@ reason_option = click.option("--reason", required=True,
 def status(domain: str | None, as_json: bool) -> None:
     """Current routing config and check_routing_health(), as in the runbook."""
 
-    async def read() -> tuple[operations.RoutingConfig, list[dict[str, Any]]]:
+    from trafficlight.streams.plan_store import plan_status
+
+    async def read() -> tuple[operations.RoutingConfig, list[dict[str, Any]],
+                              dict[str, Any] | None]:
         conn = await connect(_database_url())
         try:
-            return await operations.current_config(conn), await operations.health(conn, domain)
+            return (await operations.current_config(conn),
+                    await operations.health(conn, domain), await plan_status(conn))
         finally:
             await conn.close()
 
-    config, rows = asyncio.run(read())
+    config, rows, plan = asyncio.run(read())
     if as_json:
-        _echo_json({"config": config.to_dict(), "health": rows})
+        _echo_json({"config": config.to_dict(), "health": rows, "plan": plan})
         return
     click.echo(config_summary(config))
     click.echo()
     click.echo(health_table(rows))
+    click.echo()
+    click.echo(plan_summary(plan))
 
 
 def _report_change(change: operations.Change, as_json: bool) -> None:
@@ -263,40 +272,45 @@ def _report_change(change: operations.Change, as_json: bool) -> None:
 @click.command("set-percentage")
 @click.argument("pct", type=_PercentageType())
 @reason_option
+@domain_option
 @json_option
-def set_percentage(pct: Decimal, reason: str, as_json: bool) -> None:
+def set_percentage(pct: Decimal, reason: str, domain: str | None, as_json: bool) -> None:
     """Route PCT percent of each rollout domain to unified (above 0 also enables routing)."""
     actor = operations.os_actor()
-    change = asyncio.run(operations.set_percentage(_database_url(), pct, reason, actor))
+    change = asyncio.run(operations.set_percentage(_database_url(), pct, reason, actor, domain))
     _report_change(change, as_json)
 
 
 @click.command()
 @reason_option
+@domain_option
 @json_option
-def enable(reason: str, as_json: bool) -> None:
+def enable(reason: str, domain: str | None, as_json: bool) -> None:
     """Resume routing at the current percentage."""
     actor = operations.os_actor()
-    change = asyncio.run(operations.set_enabled(_database_url(), True, reason, actor))
+    change = asyncio.run(operations.set_enabled(_database_url(), True, reason, actor, domain))
     _report_change(change, as_json)
 
 
 @click.command()
 @reason_option
+@domain_option
 @json_option
-def disable(reason: str, as_json: bool) -> None:
+def disable(reason: str, domain: str | None, as_json: bool) -> None:
     """Send all traffic to legacy; the percentage is kept for a later `enable`."""
     actor = operations.os_actor()
-    change = asyncio.run(operations.set_enabled(_database_url(), False, reason, actor))
+    change = asyncio.run(operations.set_enabled(_database_url(), False, reason, actor, domain))
     _report_change(change, as_json)
 
 
 @click.command()
 @reason_option
+@domain_option
 @json_option
-def rollback(reason: str, as_json: bool) -> None:
+def rollback(reason: str, domain: str | None, as_json: bool) -> None:
     """Emergency rollback: disable routing, noted as "Rollback: REASON" in the history."""
-    change = asyncio.run(operations.rollback(_database_url(), reason, operations.os_actor()))
+    change = asyncio.run(operations.rollback(_database_url(), reason, operations.os_actor(),
+                                             domain))
     _report_change(change, as_json)
 
 

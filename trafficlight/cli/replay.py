@@ -22,6 +22,7 @@ from trafficlight.tools.replay import (
     replay_topic,
     topic_batches,
 )
+from trafficlight.tools.simulate import incidents_path, read_incidents
 
 
 @click.command("replay")
@@ -52,7 +53,9 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     since_s, until_s = parse_instant_s(since, now), parse_instant_s(until, now)
     rejects = RejectLog(strict, source)
     out = sys.stdout.buffer
-    run = Replay(sets, out if fmt == "jsonl" else None)
+    sidecar = None if source == "kafka" else incidents_path(Path(source))
+    labelled = read_incidents(sidecar) if sidecar is not None and sidecar.is_file() else None
+    run = Replay(sets, out if fmt == "jsonl" else None, labelled)
     if source == "kafka":
         bootstrap = settings.required_kafka_bootstrap_servers()
         settle_s = max(s.settings.grace_s + s.settings.bucket_s for s in sets)

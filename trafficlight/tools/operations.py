@@ -71,17 +71,29 @@ async def health(conn: asyncpg.Connection, domain: str | None = None) -> list[di
     return [dict(row) for row in rows]
 
 
-async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str) -> Change:
+async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str,
+                         domain: str | None = None) -> Change:
+    """Every rollout domain (clearing per-domain settings), or only ``domain``."""
+    if domain is None:
+        return await _change(database_url, actor,
+                             "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
     return await _change(database_url, actor,
-                         "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
+                         "SELECT update_routing_percentage($1::numeric, $2, $3)", pct, reason,
+                         domain)
 
 
-async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str) -> Change:
+async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str,
+                      domain: str | None = None) -> Change:
+    """Every rollout domain (clearing per-domain settings), or only ``domain``."""
+    if domain is None:
+        return await _change(database_url, actor,
+                             "SELECT set_routing_enabled($1, $2)", enabled, reason)
     return await _change(database_url, actor,
-                         "SELECT set_routing_enabled($1, $2)", enabled, reason)
+                         "SELECT set_routing_enabled($1, $2, $3)", enabled, reason, domain)
 
 
-async def rollback(database_url: str, reason: str, actor: str) -> Change:
+async def rollback(database_url: str, reason: str, actor: str,
+                   domain: str | None = None) -> Change:
     """Send all traffic back to legacy now.
 
     This disables routing and keeps the percentage, as the runbook's emergency rollback does:
@@ -89,7 +101,12 @@ async def rollback(database_url: str, reason: str, actor: str) -> Change:
     lower step) resumes deliberately. An empty reason stays empty so the database refuses it.
     """
     note = f"{ROLLBACK_NOTE_PREFIX}{reason}" if reason.strip() else reason
-    return await set_enabled(database_url, False, note, actor)
+    return await set_enabled(database_url, False, note, actor, domain)
+
+
+async def change(database_url: str, actor: str, sql: str, *args: object) -> Change:
+    """Run one SQL change function as ``actor``; its NOTICEs and the config after it."""
+    return await _change(database_url, actor, sql, *args)
 
 
 async def _change(database_url: str, actor: str, sql: str, *args: object) -> Change:

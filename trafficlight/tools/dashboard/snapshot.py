@@ -10,7 +10,9 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 
+from trafficlight.streams.plan_store import plan_status
 from trafficlight.streams.thresholds import ThresholdSet
 
 #: Config rows shown as history.
@@ -20,12 +22,19 @@ TIMELINE_ROWS = 100
 
 _CONFIG_COLUMNS = """
     id, percentage::float8 AS percentage, enabled, domains, protected_domains, notes,
-    created_by, extract(epoch FROM created_at)::float8 AS created_at
+    created_by, extract(epoch FROM created_at)::float8 AS created_at,
+    domain_overrides::text AS domain_overrides
 """
 
 _HISTORY = f"""
 SELECT {_CONFIG_COLUMNS} FROM webhook_routing_config
 ORDER BY created_at DESC, id DESC LIMIT $1
+"""
+
+# Each rollout domain's setting in force (its own, or the all-domains one).
+_DOMAINS = """
+SELECT domain, percentage::float8 AS percentage, enabled, overridden
+FROM webhook_routing_domains ORDER BY domain
 """
 
 # Bucket aggregates as the workers' sink upserts them; the open bucket is included, so the
@@ -78,11 +87,24 @@ def config_change_kind(previous: dict[str, Any] | None, row: dict[str, Any]) -> 
         return "rollback"
     if row["enabled"] and not previous["enabled"]:
         return "enable"
+    # One domain taken back or put back on its own (a per-domain setting).
+    was, now = _domains_on(previous), _domains_on(row)
+    if was - now:
+        return "rollback"
+    if now - was:
+        return "enable"
     if row["percentage"] > previous["percentage"]:
         return "promotion"
     if row["percentage"] < previous["percentage"]:
         return "reduction"
     return "note"
+
+
+def _domains_on(row: dict[str, Any]) -> set[str]:
+    """The rollout domains routing in a history row, per-domain settings applied."""
+    overrides = row.get("domain_overrides") or {}
+    return {d for d in row.get("domains") or ()
+            if overrides.get(d, {}).get("enabled", row["enabled"])}
 
 
 def thresholds_by_domain(thresholds: ThresholdSet,
@@ -149,7 +171,8 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
     """Everything the page draws, as of now."""
     now_s = time.time()
     since_s = now_s - history_s
-    history = [dict(r) for r in await conn.fetch(_HISTORY, HISTORY_ROWS)]
+    history = [dict(r, domain_overrides=orjson.loads(r["domain_overrides"] or "{}"))
+               for r in await conn.fetch(_HISTORY, HISTORY_ROWS)]
     chronological = list(reversed(history))
     for previous, row in zip([None, *chronological], chronological, strict=False):
         row["kind"] = config_change_kind(previous, row)
@@ -166,4 +189,6 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
         "series": series,
         "latest": _latest(await conn.fetch(_LATEST), now_s, series),
         "timeline": [dict(r, reasons=list(r["reasons"] or [])) for r in changes],
+        "domains": [dict(r) for r in await conn.fetch(_DOMAINS)],
+        "plan": await plan_status(conn),
     }
