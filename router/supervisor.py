@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trafficlight.base.local_services import die_with_parent
+from trafficlight.base.signals import STOP_SIGNALS
 
 log = logging.getLogger("router.supervisor")
 
@@ -107,6 +108,6 @@ class Supervisor:
 
 async def supervise(supervisor: Supervisor) -> int:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, supervisor.stop)
     return await supervisor.run()

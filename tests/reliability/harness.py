@@ -140,7 +140,11 @@ class RouterProcess:
              str(self.config_path)], env=child_env(self.env), cwd=REPO_ROOT,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
-        await wait_http_ok(f"{self.base}/healthz")
+        try:
+            await wait_http_ok(f"{self.base}/healthz")
+        except BaseException:
+            self.kill()  # a router that never came up must not outlive the test
+            raise
         return self
 
     async def stop(self, timeout_s: float = 60) -> int:

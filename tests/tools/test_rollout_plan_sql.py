@@ -156,6 +156,7 @@ async def test_history_records_who_and_why(conn: asyncpg.Connection) -> None:
     ("{0,50}", "1h", r"within \(0, 100\]"),
     ("{50,101}", "1h", r"within \(0, 100\]"),
     ("{10,50}", "-1h", "bake must be a duration"),
+    ("{10.001,10.004}", "1h", "steps must rise: 10 after 10"),
 ])
 async def test_a_malformed_plan_is_refused(conn: asyncpg.Connection, steps: str, bake: str,
                                            message: str) -> None:

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from trafficlight.cli import cli
 from trafficlight.streams.events import EventBatch
+from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Decision
+from trafficlight.tools.replay import Replay
 from trafficlight.tools.scenarios import (
     CATALOGUE,
     deadline_for,
@@ -194,6 +196,29 @@ def test_incidents_round_trip_through_their_dict_with_expectation_and_deadline()
 
     assert Incident(**json.loads(json.dumps(incident.to_dict()))) == incident
     assert incident.expect is Expect.ROLLBACK
+
+
+def test_replay_takes_the_sidecar_labels_and_falls_back_to_the_event_labels() -> None:
+    scenario = _entry("legacy-slow")
+    batches = list(generate_batches(scenario))
+    with_sidecar = Replay([ThresholdSet()], None, list(scenario.incidents))
+    from_events = Replay([ThresholdSet()], None)
+    for batch in batches:
+        with_sidecar.feed(0, batch)
+        from_events.feed(0, batch)
+
+    assert with_sidecar.incidents() == list(scenario.incidents)
+    [seen] = from_events.incidents()
+    assert (seen.name, seen.domain) == ("legacy-slow", "jobs")
+    assert scenario.incidents[0].start_ts <= seen.start_ts < seen.end_ts < scenario.end_ts
+
+
+def test_an_incident_known_only_by_a_shared_label_is_one_both_targets_have() -> None:
+    shared = Incident.from_labels("shared-outage-jobs-1", "jobs", T0, T0 + 60)
+    unified = Incident.from_labels("error-spike-jobs-1", "jobs", T0, T0 + 60)
+
+    assert (shared.target, shared.expect) == (IncidentTarget.BOTH, Expect.NO_ROLLBACK)
+    assert (unified.target, unified.expect) == (IncidentTarget.UNIFIED, Expect.ROLLBACK)
 
 
 # -- the baselines, one check at a time --------------------------------------------------------
@@ -403,10 +428,11 @@ def test_scoreboard_list_names_every_scenario_with_its_label() -> None:
 @pytest.mark.scoreboard
 @pytest.mark.timeout(3_600)
 @pytest.mark.skipif(not os.environ.get("TRAFFICLIGHT_SCOREBOARD"),
-                    reason="the whole default set (minutes): TRAFFICLIGHT_SCOREBOARD=1")
+                    reason="the whole default set (minutes): TRAFFICLIGHT_SCOREBOARD=1 or =strict")
 def test_the_default_set_runs_through_the_real_judge() -> None:
     """Structure only, for now: every regression is scored and every scenario reported.
-    When the rebuilt judge lands, this becomes the hard check (all caught, none false)."""
+    With TRAFFICLIGHT_SCOREBOARD=strict it is the hard check of issue 11: every regression
+    caught by its deadline and no false rollback."""
     board = run_default_board(select(), [1])
     ours = board.of("trafficlight")
 
@@ -414,3 +440,7 @@ def test_the_default_set_runs_through_the_real_judge() -> None:
     assert sum(len(r.incidents) for r in ours) == sum(
         sum(i.must_roll_back for i in e.scenario(1).incidents) for e in select())
     assert all(i.outcome in Outcome for r in ours for i in r.incidents)
+    if os.environ["TRAFFICLIGHT_SCOREBOARD"] == "strict":
+        assert [(r.scenario, i.incident, i.outcome) for r in ours for i in r.incidents
+                if i.outcome is not Outcome.CAUGHT] == []
+        assert [(r.scenario, r.false_rollbacks) for r in ours if r.false_rollbacks] == []

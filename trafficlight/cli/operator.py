@@ -179,10 +179,15 @@ def _time_range(since: str, until: str) -> tuple[datetime, datetime]:
               help="Chart image to write: .png or .svg.")
 @click.option("--bucket", default=None,
               help="Chart time bucket, e.g. 5m (default: at most 150 points per line).")
+@click.option("--thresholds", "thresholds_path", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Thresholds TOML: its warning limits are the success criteria "
+                   "(default: SPEC's, unified error < 0.1%, P95 < 2000 ms).")
 @json_option
 def report(since: str, until: str, out: Path | None, chart: Path | None, bucket: str | None,
-           as_json: bool) -> None:
+           thresholds_path: Path | None, as_json: bool) -> None:
     """The rollout's results per config step as Markdown, against the runbook's targets."""
+    from trafficlight.streams.thresholds import load_thresholds
     from trafficlight.tools.report import build_report
     from trafficlight.tools.report_markdown import render_markdown
 
@@ -192,7 +197,9 @@ def report(since: str, until: str, out: Path | None, chart: Path | None, bucket:
     _check_writable("--chart", chart)
     since_at, until_at = _time_range(since, until)
     bucket_span = timedelta(seconds=parse_duration_s(bucket)) if bucket else None
-    built = asyncio.run(build_report(_database_url(), since_at, until_at, bucket_span))
+    thresholds = load_thresholds(thresholds_path) if thresholds_path else None
+    built = asyncio.run(build_report(_database_url(), since_at, until_at, bucket_span,
+                                     thresholds))
     if chart is not None:
         from trafficlight.tools.report_chart import write_chart
 
