@@ -168,7 +168,15 @@ def _latest(rows: list[asyncpg.Record], now_s: float,
 
 async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
                         thresholds: ThresholdSet) -> dict[str, Any]:
-    """Everything the page draws, as of now."""
+    """Everything the page draws, as of now: one consistent read (a repeatable-read
+    transaction), so the figures, the charts and the timeline never disagree about a verdict
+    the sink wrote between two of the queries."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _read_snapshot(conn, history_s=history_s, thresholds=thresholds)
+
+
+async def _read_snapshot(conn: asyncpg.Connection, *, history_s: float,
+                         thresholds: ThresholdSet) -> dict[str, Any]:
     now_s = time.time()
     since_s = now_s - history_s
     history = [dict(r, domain_overrides=orjson.loads(r["domain_overrides"] or "{}"))
