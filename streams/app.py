@@ -27,6 +27,7 @@ from faust.types import TP
 
 from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 from trafficlight.streams.deadletters import dead_letter, dead_letter_topic
+from trafficlight.streams.metrics import PartitionPosition
 from trafficlight.streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Verdict
@@ -62,6 +63,8 @@ class WorkerOptions:
 
 
 VerdictListener = Callable[[list[Verdict]], None]
+#: Called with the seconds one record took to apply (decode, judge, evaluate).
+ApplyListener = Callable[[float], None]
 
 
 @dataclass(slots=True)
@@ -72,6 +75,7 @@ class WorkerApp:
     judges: dict[int, PartitionJudge]
     #: Called with each evaluation's verdicts, in the agent: must not block (queue them).
     verdict_listeners: list[VerdictListener] = field(default_factory=list)
+    apply_listeners: list[ApplyListener] = field(default_factory=list)
     #: Records re-read after a restart and skipped whole (already in the state).
     replayed_records: int = 0
 
@@ -81,6 +85,23 @@ class WorkerApp:
             for name in total.__slots__:
                 setattr(total, name, getattr(total, name) + getattr(judge.counters, name))
         return total
+
+    def positions(self, events_topic: str) -> list[PartitionPosition]:
+        """Per assigned events partition: last applied offset and the consumer's highwater.
+        Read at scrape time (from another thread): a consumer not started yet gives none."""
+        try:
+            assigned = [tp for tp in self.app.consumer.assignment() if tp.topic == events_topic]
+        except Exception:  # not started, or mid-rebalance
+            return []
+        out = []
+        for tp in sorted(assigned):
+            judge = self.judges.get(tp.partition)
+            try:
+                highwater: int | None = self.app.consumer.highwater(tp)
+            except Exception:
+                highwater = None
+            out.append(PartitionPosition(tp.partition, judge.offset if judge else -1, highwater))
+        return out
 
 
 def build_app(options: WorkerOptions) -> WorkerApp:
@@ -150,8 +171,11 @@ def build_app(options: WorkerOptions) -> WorkerApp:
     async def judge_records(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            started_s = time.perf_counter()
             applied = judge_for(message.partition).apply(message.offset, message.value,
                                                          time.time())
+            for on_apply in worker.apply_listeners:
+                on_apply(time.perf_counter() - started_s)
             worker.replayed_records += applied.replayed
             for key, value in applied.writes.items():
                 state[key] = value

@@ -22,6 +22,8 @@ from trafficlight.base import settings
               default=None, help="Thresholds TOML (default: SPEC defaults).")
 @click.option("--web-port", type=int, default=None,
               help="Serve Faust's web endpoints on 127.0.0.1:PORT (default: off).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus /metrics on 127.0.0.1:PORT (default: off).")
 @click.option("--sink/--no-sink", default=True, show_default=True,
               help="Write events, buckets and verdicts to DATABASE_URL.")
 @click.option("--log-sample-pct", type=click.FloatRange(0, 100), default=100.0,
@@ -32,8 +34,8 @@ from trafficlight.base import settings
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: str, app_id: str,
                    worker_id: str | None, thresholds_path: Path | None, web_port: int | None,
-                   sink: bool, log_sample_pct: float, rollback_scope: str,
-                   loglevel: str) -> None:
+                   metrics_port: int | None, sink: bool, log_sample_pct: float,
+                   rollback_scope: str, loglevel: str) -> None:
     """Judge routing events: verdicts to the verdict topic, state in Faust tables.
 
     The workers follow the rollout plan stored in Postgres (`trafficlight plan set`).
@@ -57,4 +59,5 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
         worker_id=worker_id or default_worker_id(), web_port=web_port)
     run_worker(options, database_url=settings.database_url(), sink=sink,
                log_sample_pct=log_sample_pct,
-               rollback_scope=RollbackScope(rollback_scope), loglevel=loglevel)
+               rollback_scope=RollbackScope(rollback_scope), loglevel=loglevel,
+               metrics_port=metrics_port)
