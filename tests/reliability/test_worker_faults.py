@@ -184,12 +184,6 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
     missing = sorted(verdict_key(orjson.loads(v)) for v in reference - set(published))
     assert not missing, f"{len(missing)} verdicts of the no-fault run never published: {missing}"
     extra = sorted({verdict_key(orjson.loads(v)) for v in set(published) - reference})
-    if extra:
-        # A safety net kept for now: a restart or rebalance that re-evaluated a boundary with
-        # buckets already holding later records published a second, different verdict (about
-        # one run in four, before restore learned to roll such buckets back). Should it come
-        # back, the run shows as xfailed with the first differing verdict.
-        first = extra[0]
-        pytest.xfail(
-            f"{len(extra)} extra verdicts differ from the no-fault run; at {first}: published "
-            f"{[v for v in reader.values if verdict_key(v) == first]}")
+    assert not extra, (
+        f"{len(extra)} published verdicts differ from the no-fault run; at {extra[0]}: "
+        f"published {[v for v in reader.values if verdict_key(v) == extra[0]]}")

@@ -70,6 +70,8 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout_s: floa
 class EmbeddedBroker:
     """Tansu with memory storage on a loopback port. Everything it holds is lost on stop."""
 
+    keeps_data = False
+
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -115,11 +117,16 @@ class EmbeddedBroker:
 class LocalBroker(Protocol):
     """What the tests and `trafficlight services` need of a local broker, whichever it is."""
 
+    port: int
+
     @property
     def bootstrap_servers(self) -> str: ...
 
     @property
     def running(self) -> bool: ...
+
+    #: Whether topics and records outlive a stop (Apache Kafka) or not (Tansu, memory only).
+    keeps_data: bool
 
     def start(self) -> LocalBroker: ...
 
@@ -212,6 +219,8 @@ class ApacheKafkaBroker:
     Its log directory is ``data_dir/logs``: a stop (or kill) and a start keep every topic and
     record, as a production broker does. The first start formats the directory.
     """
+
+    keeps_data = True
 
     def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.data_dir = Path(data_dir).absolute()
@@ -328,11 +337,11 @@ class ApacheKafkaBroker:
         self._proc = None
 
 
-def local_broker(kind: BrokerKind, data_dir: Path) -> LocalBroker:
+def local_broker(kind: BrokerKind, data_dir: Path, port: int | None = None) -> LocalBroker:
     """A broker of ``kind``, not started; Apache Kafka keeps its logs under ``data_dir``."""
     if kind is BrokerKind.APACHE:
-        return ApacheKafkaBroker(data_dir)
-    return EmbeddedBroker()
+        return ApacheKafkaBroker(data_dir, port)
+    return EmbeddedBroker(port)
 
 
 def _pgserver_bin_path() -> Path:
