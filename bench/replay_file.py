@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+
 from trafficlight.streams.events import read_jsonl
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
-
 from trafficlight.tools.replay import RejectLog, file_batches, replay
 
 T0 = 1_800_000_000.0

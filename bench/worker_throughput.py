@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from trafficlight.streams.histogram import LatencyHistogram
 
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.base.local_services import EmbeddedBroker
+from trafficlight.streams.histogram import LatencyHistogram
 
 DOMAINS = ("jobs", "marketplace", "property")
 EVENT_RATE_PER_S = 2_000  # event-time density of the generated traffic

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
+
 from trafficlight.router.config_watcher import ConfigSource
 from trafficlight.router.decision import Target, choose_target
 from trafficlight.router.emitter import EventEmitter
@@ -144,7 +145,7 @@ async def _route(request: web.Request, router: Router) -> web.StreamResponse:
     config = router.config.config
     target: Target
     if request.method == "GET":
-        target = "legacy"  # verification (hub.challenge) is the legacy handler's job
+        target = Target.LEGACY  # verification (hub.challenge) is the legacy handler's job
     else:
         payload = parse_body(body)
         key, _source = sticky_key(request.headers, payload)

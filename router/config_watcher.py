@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 import asyncpg
 import orjson
-from trafficlight.router.decision import NO_CONFIG, RoutingConfig
 
 from trafficlight.base.db import connect, redact, uses_transaction_pooler
 from trafficlight.base.errors import DatabaseUnavailable
 from trafficlight.base.settings import CONFIG_CHANNEL
+from trafficlight.router.decision import NO_CONFIG, RoutingConfig
 
 log = logging.getLogger(__name__)
 

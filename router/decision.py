@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import mmh3
 
-Target = Literal["unified", "legacy"]
+from trafficlight.streams.events import Target
+
+__all__ = ["BUCKETS", "NO_CONFIG", "RoutingConfig", "Target", "choose_target", "sticky_bucket",
+           "unified_buckets"]
 
 #: Sticky buckets: a percentage with two decimals maps exactly onto them.
 BUCKETS = 10_000
@@ -59,16 +61,16 @@ def choose_target(config: RoutingConfig, domain: str, sticky_key: str,
     """
     # Protected domains never leave legacy, whatever the row says.
     if config.is_protected(domain):
-        return "legacy"
+        return Target.LEGACY
     # Routing switched off (or no config ever loaded): everything to legacy.
     if not config.enabled:
-        return "legacy"
+        return Target.LEGACY
     # Not a rollout domain (unknown domains included): legacy.
     if domain not in config.domains:
-        return "legacy"
+        return Target.LEGACY
     # A body that is not JSON is no webhook unified knows: legacy takes whatever senders send.
     if not body_is_json:
-        return "legacy"
+        return Target.LEGACY
     if sticky_bucket(domain, sticky_key) < unified_buckets(config.percentage):
-        return "unified"
-    return "legacy"
+        return Target.UNIFIED
+    return Target.LEGACY

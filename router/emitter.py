@@ -19,6 +19,7 @@ from collections import deque
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+
 from trafficlight.router.spool import Record, Spool
 from trafficlight.streams.events import RoutingEvent, encode_events
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
-from trafficlight.router.errors import UpstreamTimeout, UpstreamUnreachable
 from yarl import URL
+
+from trafficlight.router.errors import UpstreamTimeout, UpstreamUnreachable
 
 #: Headers that describe one connection, not the message (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset({

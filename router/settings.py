@@ -38,6 +38,7 @@ from typing import Any
 
 from trafficlight.base.errors import ConfigError
 from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR
+from trafficlight.streams.events import Target
 
 
 def default_router_id() -> str:
@@ -81,7 +82,7 @@ class RouterSettings:
                 raise ConfigError(f"[router] {name} must be positive, got {getattr(self, name)}")
 
     def upstream_url(self, routed_to: str, domain: str) -> str:
-        template = self.unified_url if routed_to == "unified" else self.legacy_url
+        template = self.unified_url if routed_to == Target.UNIFIED else self.legacy_url
         return template.replace("{domain}", domain)
 
 

@@ -22,9 +22,10 @@ import logging
 from dataclasses import dataclass
 
 import asyncpg
-from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 from trafficlight.base.db import connect
+from trafficlight.streams.events import Target
+from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 log = logging.getLogger("trafficlight.actions")
 
@@ -120,7 +121,7 @@ class Actions:
         re-enable before unified could show it is healthy again.
         """
         for verdict in verdicts:
-            if (verdict.decision == Decision.ROLLBACK and verdict.routed_to == "unified"
+            if (verdict.decision == Decision.ROLLBACK and verdict.routed_to == Target.UNIFIED
                     and verdict.verdict == Health.CRITICAL):
                 self._queue.put_nowait(verdict)
 

@@ -24,13 +24,13 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
+
+from trafficlight.base.kafka import BrokerFlavor
+from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 from trafficlight.streams.deadletters import dead_letter, dead_letter_topic
 from trafficlight.streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Verdict
-
-from trafficlight.base.kafka import BrokerFlavor
-from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 
 log = logging.getLogger("trafficlight.worker")
 

@@ -22,6 +22,7 @@ import gzip
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -30,8 +31,24 @@ import msgspec
 import numpy as np
 import orjson
 
-ROUTED_TO = ("unified", "legacy")
-STATUSES = ("success", "error")
+
+class Target(StrEnum):
+    """Where a router sent a webhook (SPEC `routed_to`): the one declaration of the targets."""
+
+    UNIFIED = "unified"
+    LEGACY = "legacy"
+
+
+class Status(StrEnum):
+    """How the handler answered (SPEC `status`)."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+#: Targets in judging order (unified first), and the statuses, as plain tuples for validation.
+ROUTED_TO: tuple[Target, ...] = tuple(Target)
+STATUSES: tuple[Status, ...] = tuple(Status)
 
 #: Epoch seconds outside [2000-01-01, 2100-01-01) are not event times (likely milliseconds).
 MIN_PLAUSIBLE_TS_S = 946_684_800.0
@@ -79,7 +96,7 @@ class FileEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fal
     event_id: _NON_EMPTY
     ts: Annotated[float, msgspec.Meta(ge=MIN_PLAUSIBLE_TS_S, lt=MAX_PLAUSIBLE_TS_S)]
     domain: _NON_EMPTY
-    routed_to: Literal["unified", "legacy"]
+    routed_to: Literal["unified", "legacy"]  # Target's values: a Literal keeps decoding to str
     response_time_ms: Annotated[float, msgspec.Meta(ge=0)]  # JSON has no NaN; 1e400 is refused
     status: Literal["success", "error"]
     http_status: _JSON_INT | None = None

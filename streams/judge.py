@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from trafficlight.streams.events import EventBatch
+
+from trafficlight.streams.events import ROUTED_TO, EventBatch, Target
 from trafficlight.streams.histogram import LatencyHistogram
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import (
@@ -35,7 +36,7 @@ from trafficlight.streams.verdicts import (
 from trafficlight.streams.watermark import Watermark
 from trafficlight.streams.windows import step_boundaries, window_bucket_starts
 
-ROUTED_TO_ORDER = ("unified", "legacy")
+ROUTED_TO_ORDER = ROUTED_TO
 _HEADER = struct.Struct("<4sqqqdd")
 _MAGIC = b"TLB1"
 
@@ -280,7 +281,7 @@ class Judge:
                         self._fast_stats(target, at_s), limits)
             state = self.states.get(domain, DecisionState())
             decision, self.states[domain], why = decide(
-                judged.get("unified"), judged.get("legacy"), state, self.settings, limits)
+                judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, self.settings, limits)
             for routed_to, judgement in judged.items():
                 reasons = tuple(dict.fromkeys((*judgement.reasons, *why)))
                 verdicts.append(Verdict.of(domain, routed_to, judgement, decision, reasons))

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+
 from trafficlight.streams.events import Rejected, TimeBounds, decode_record
 from trafficlight.streams.judge import BucketAggregate, Judge
 from trafficlight.streams.thresholds import ThresholdSet

@@ -26,13 +26,13 @@ from typing import Any
 
 import asyncpg
 import mmh3
-import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
-from trafficlight.streams.events import decode_record
-from trafficlight.streams.partition import decode_bucket, parse_key
 
 from trafficlight.base.db import connect
+from trafficlight.streams.events import decode_record
+from trafficlight.streams.partition import decode_bucket, parse_key
+from trafficlight.streams.verdicts import BadVerdict, decode_verdict
 
 log = logging.getLogger("trafficlight.sink")
 
@@ -124,11 +124,14 @@ class SinkBatch:
     def add_verdict(self, value: bytes | None) -> None:
         if value is None:
             return
-        v = orjson.loads(value)
-        self.verdicts[(v["domain"], v["routed_to"], v["window_start"])] = (
-            v["domain"], v["routed_to"], v["window_start"], v["window_end"], v["requests"],
-            v["errors"], v["error_pct"], v["p50_ms"], v["p95_ms"], v["p99_ms"], v["verdict"],
-            v["decision"], list(v["reasons"]))
+        try:
+            v = decode_verdict(value)
+        except BadVerdict as exc:  # never the worker's own output; set aside, not fatal
+            log.warning("sink: skipped a record that is not a verdict: %s", exc)
+            return
+        self.verdicts[(v.domain, v.routed_to, v.window_start)] = (
+            v.domain, v.routed_to, v.window_start, v.window_end, v.requests, v.errors,
+            v.error_pct, v.p50_ms, v.p95_ms, v.p99_ms, v.verdict, v.decision, list(v.reasons))
 
 
 async def write_batch(conn: asyncpg.Connection, batch: SinkBatch) -> None:

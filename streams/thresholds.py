@@ -36,9 +36,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trafficlight.streams.windows import parse_duration_s
-
 from trafficlight.base.errors import ConfigError
+from trafficlight.streams.windows import parse_duration_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,15 @@ rollback until `recover_after` consecutive healthy evaluations.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
+from trafficlight.base.errors import InvalidInput
+from trafficlight.streams.events import Target
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 
 
@@ -224,7 +229,7 @@ class Verdict:
     """SPEC "Verdict": one target's figures, verdict and its domain's decision at one instant."""
 
     domain: str
-    routed_to: str
+    routed_to: Target
     window_start: float
     window_end: float
     requests: int
@@ -233,17 +238,17 @@ class Verdict:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
-    verdict: str
-    decision: str
+    verdict: Health
+    decision: Decision
     reasons: tuple[str, ...]
 
     @classmethod
-    def of(cls, domain: str, routed_to: str, judgement: Judgement, decision: Decision,
+    def of(cls, domain: str, routed_to: Target, judgement: Judgement, decision: Decision,
            reasons: tuple[str, ...]) -> Verdict:
         s = judgement.stats
         return cls(domain, routed_to, float(s.window_start_s), float(s.window_end_s),
                    s.requests, s.errors, round(s.error_pct, 6), s.p50_ms, s.p95_ms, s.p99_ms,
-                   judgement.health.value, decision.value, reasons)
+                   judgement.health, decision, reasons)
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC JSON object (times as float epoch seconds, reasons as a list).
@@ -255,5 +260,76 @@ class Verdict:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        return cls(**{**data, "reasons": tuple(data["reasons"])})
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """A verdict from its SPEC object, checked (`BadVerdict` says what is wrong)."""
+        return parse_verdict(data)
+
+
+class BadVerdict(InvalidInput, ValueError):
+    """A record that is not a SPEC verdict; the one-line message says why."""
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise BadVerdict(message)
+
+
+def _is_number(value: object) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, int | float)
+            and math.isfinite(value))
+
+
+def parse_verdict(value: object) -> Verdict:
+    """The one decoder of the verdict record (SPEC "Verdict"), from its decoded JSON value.
+
+    Every reader of verdicts (watch, alerts, the sink, replay files) goes through here, so
+    they agree on what a verdict is. Unknown fields are ignored (a newer worker may add some).
+    """
+    if not isinstance(value, Mapping):
+        raise BadVerdict("a verdict must be a JSON object")
+    for name, closed in (("verdict", Health), ("decision", Decision), ("routed_to", Target)):
+        allowed = [member.value for member in closed]
+        _need(value.get(name) in allowed,
+              f"{name} must be one of {sorted(allowed)}, got {value.get(name)!r:.40}")
+    domain = value.get("domain")
+    _need(isinstance(domain, str) and bool(domain), "domain must be a non-empty string")
+    for name in ("window_start", "window_end"):
+        _need(_is_number(value.get(name)), f"{name} must be epoch seconds")
+    missing = [f.name for f in fields(Verdict) if f.name not in value]
+    _need(not missing, f"verdict without {', '.join(missing)}")
+    for name in ("requests", "errors"):
+        count = value[name]
+        _need(isinstance(count, int) and not isinstance(count, bool) and count >= 0,
+              f"{name} must be a count, got {count!r:.40}")
+    _need(_is_number(value["error_pct"]), "error_pct must be a number")
+    for name in ("p50_ms", "p95_ms", "p99_ms"):
+        _need(value[name] is None or _is_number(value[name]), f"{name} must be a number or null")
+    reasons = value["reasons"]
+    _need(isinstance(reasons, list | tuple) and all(isinstance(r, str) for r in reasons),
+          "reasons must be a list of strings")
+    known = {f.name: value[f.name] for f in fields(Verdict)}
+    return Verdict(**{
+        **known, "routed_to": Target(known["routed_to"]), "verdict": Health(known["verdict"]),
+        "decision": Decision(known["decision"]), "window_start": float(known["window_start"]),
+        "window_end": float(known["window_end"]), "error_pct": float(known["error_pct"]),
+        "reasons": tuple(reasons)})
+
+
+def decode_verdicts(value: bytes | None) -> list[Verdict]:
+    """The verdicts of one record value: a verdict object or an array of them."""
+    try:
+        decoded = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise BadVerdict(f"not JSON: {exc}") from None
+    return [parse_verdict(item) for item in (decoded if isinstance(decoded, list) else [decoded])]
+
+
+def decode_verdict(value: bytes | None) -> Verdict:
+    """The verdict of one record value (one JSON object); `BadVerdict` otherwise."""
+    try:
+        decoded = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise BadVerdict(f"not JSON: {exc}") from None
+    _need(isinstance(decoded, dict),
+          f"a JSON {type(decoded).__name__}, not a verdict object")
+    return parse_verdict(decoded)

@@ -8,13 +8,13 @@ a host without colliding.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaClient
+
+from trafficlight.base.errors import ServiceStartError
+from trafficlight.base.kafka import ensure_topics
 from trafficlight.streams.actions import Actions, RolloutPlan
 from trafficlight.streams.app import WorkerOptions
 from trafficlight.streams.partition import changelog_topic
 from trafficlight.streams.sink import PostgresSink, SinkOptions
-
-from trafficlight.base.errors import ServiceStartError
-from trafficlight.base.kafka import ensure_topics
 
 
 async def prepare_topics(bootstrap_servers: str, events_topic: str, verdicts_topic: str,
@@ -44,6 +44,7 @@ def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink:
     as tasks of the same process.
     """
     import faust
+
     from trafficlight.streams.app import build_app
 
     worker_app = build_app(options)

@@ -23,11 +23,11 @@ import aiohttp
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
-from trafficlight.streams.partition import PartitionJudge
-from trafficlight.streams.thresholds import ThresholdSet
 
 from tests.reliability.upstream import SEQ_HEADER
 from trafficlight.base.local_services import free_port
+from trafficlight.streams.partition import PartitionJudge
+from trafficlight.streams.thresholds import ThresholdSet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from trafficlight.streams.events import decode_record, validate_event
 
 pytestmark = pytest.mark.reliability

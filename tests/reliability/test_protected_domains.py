@@ -17,10 +17,10 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from trafficlight.router.decision import BUILTIN_PROTECTED_DOMAINS, RoutingConfig, choose_target
 
 from tests.reliability.harness import RouterProcess, UpstreamProcess, whatsapp_webhook
 from trafficlight.base.db import connect
+from trafficlight.router.decision import BUILTIN_PROTECTED_DOMAINS, RoutingConfig, choose_target
 
 pytestmark = pytest.mark.reliability
 

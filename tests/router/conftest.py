@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
+from tests.router.support import Upstream, emitter_for, start_upstream
+from trafficlight.base.kafka import ensure_topics
 from trafficlight.router.app import create_app
 from trafficlight.router.config_watcher import ConfigSource, FixedConfig
 from trafficlight.router.decision import RoutingConfig
 from trafficlight.router.settings import RouterSettings
-
-from tests.router.support import Upstream, emitter_for, start_upstream
-from trafficlight.base.kafka import ensure_topics
 
 
 @pytest.fixture

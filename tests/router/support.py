@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
+
 from trafficlight.router.decision import RoutingConfig
 from trafficlight.router.emitter import EventEmitter
 from trafficlight.router.settings import RouterSettings

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from trafficlight.router.config_watcher import ConfigWatcher
-from trafficlight.router.decision import NO_CONFIG, RoutingConfig
 
 from tests.router.conftest import StartRouter
 from trafficlight.base.db import connect
 from trafficlight.base.local_services import free_port
+from trafficlight.router.config_watcher import ConfigWatcher
+from trafficlight.router.decision import NO_CONFIG, RoutingConfig
 
 
 async def run_sql(database_url: str, sql: str) -> None:

@@ -9,6 +9,7 @@ import sys
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from trafficlight.router.decision import (
     BUILTIN_PROTECTED_DOMAINS,
     NO_CONFIG,

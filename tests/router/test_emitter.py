@@ -8,9 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from trafficlight.router.emitter import EventEmitter
-from trafficlight.router.spool import Spool
-from trafficlight.streams.events import RoutingEvent
 
 from tests.router.support import consume_events
 from trafficlight.base.kafka import ensure_topics
@@ -20,6 +17,9 @@ from trafficlight.base.local_services import (
     free_port,
     local_broker,
 )
+from trafficlight.router.emitter import EventEmitter
+from trafficlight.router.spool import Spool
+from trafficlight.streams.events import RoutingEvent
 
 
 def event(domain: str, n: int) -> RoutingEvent:

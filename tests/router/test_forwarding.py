@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pytest
-from trafficlight.streams.events import decode_record
 from yarl import URL
 
 from tests.router.conftest import StartRouter
@@ -20,6 +19,7 @@ from tests.router.support import (
     rollout_config,
 )
 from trafficlight.base.local_services import free_port
+from trafficlight.streams.events import decode_record
 
 SIGNATURE = "sha256=6f1ed002ab5595859014ebf0951522d9a3f6e5d4b1a0c5b6c1e7e6c7a8b9c0d1"
 WEBHOOK = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [

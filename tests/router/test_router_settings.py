@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from trafficlight.router.settings import RouterSettings, load_settings
 
 from trafficlight.base.errors import ConfigError
+from trafficlight.router.settings import RouterSettings, load_settings
 
 MINIMAL = """
 [router]

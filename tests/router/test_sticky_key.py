@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from multidict import CIMultiDict
+
 from trafficlight.router.sticky_key import NOT_JSON, parse_body, sticky_key
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from trafficlight.streams.events import EventBatch
 
 T0 = 1_800_000_000.0

@@ -9,8 +9,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from trafficlight.streams.actions import Actions, RolloutPlan, promote, roll_back
-from trafficlight.streams.verdicts import Verdict
 
 from tests.streams.worker_harness import (
     WorkerProcess,
@@ -19,6 +17,8 @@ from tests.streams.worker_harness import (
     produce,
 )
 from trafficlight.base.db import connect
+from trafficlight.streams.actions import Actions, RolloutPlan, promote, roll_back
+from trafficlight.streams.verdicts import Verdict
 
 CRITICAL = Verdict("jobs", "unified", 1_800_000_000.0, 1_800_000_005.0, 500, 25, 5.0, 110.0,
                    180.0, 240.0, "critical", "rollback", ("error rate 5.00% >= 0.5%",))

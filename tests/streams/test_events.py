@@ -7,9 +7,11 @@ from unittest import mock
 
 import orjson
 import pytest
-import trafficlight.streams.events as events_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import trafficlight.streams.events as events_module
+from tests.streams.helpers import T0, records
 from trafficlight.streams.events import (
     RoutingEvent,
     decode_record,
@@ -17,8 +19,6 @@ from trafficlight.streams.events import (
     read_jsonl,
     validate_event,
 )
-
-from tests.streams.helpers import T0, records
 
 GOOD = records(T0, 1, 3)[0]
 

@@ -4,6 +4,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from hypothesis import given
 from hypothesis import strategies as st
+
 from trafficlight.streams.histogram import (
     HIGHEST_US,
     LOWEST_US,

@@ -6,10 +6,10 @@ import numpy as np
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trafficlight.streams.judge import BucketAggregate, Judge
-from trafficlight.streams.verdicts import Verdict
 
 from tests.streams.helpers import T0, batch, interleave, records
+from trafficlight.streams.judge import BucketAggregate, Judge
+from trafficlight.streams.verdicts import Verdict
 
 
 def unified_at(verdicts: list[Verdict], second: float) -> Verdict:

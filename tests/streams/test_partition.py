@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.streams.helpers import T0, interleave, records
 from trafficlight.streams.events import encode_events
 from trafficlight.streams.partition import (
     PartitionJudge,
@@ -12,8 +14,6 @@ from trafficlight.streams.partition import (
     parse_key,
     partition_key,
 )
-
-from tests.streams.helpers import T0, interleave, records
 
 NOW_S = T0 + 3600
 

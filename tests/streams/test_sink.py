@@ -12,13 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from trafficlight.streams.events import encode_events
-from trafficlight.streams.partition import PartitionJudge, changelog_topic
-from trafficlight.streams.sink import PostgresSink, SinkOptions, is_sampled
 
 from tests.streams.worker_harness import make_events, produce_raw, wait_for
 from trafficlight.base.db import connect
 from trafficlight.base.local_services import EmbeddedPostgres
+from trafficlight.streams.events import encode_events
+from trafficlight.streams.partition import PartitionJudge, changelog_topic
+from trafficlight.streams.sink import PostgresSink, SinkOptions, is_sampled
 from trafficlight.tools.migrate import apply_migrations
 
 

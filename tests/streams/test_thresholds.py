@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from trafficlight.streams.thresholds import Thresholds, load_thresholds
 
 from trafficlight.base.errors import ConfigError
+from trafficlight.streams.thresholds import Thresholds, load_thresholds
 
 
 def test_spec_defaults_and_domain_overrides(tmp_path: Path) -> None:

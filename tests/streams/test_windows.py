@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from trafficlight.streams.windows import (
     bucket_start,
     parse_duration_s,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from trafficlight.router.settings import load_settings
-from trafficlight.streams.thresholds import load_thresholds
 
 from trafficlight.cli import cli
+from trafficlight.router.settings import load_settings
+from trafficlight.streams.thresholds import load_thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAFFICLIGHT_SERVICES = {"migrate": "migrate", "router": "router", "worker-1": "worker",

@@ -5,11 +5,11 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
-from trafficlight.streams.events import encode_events
-from trafficlight.streams.judge import Judge
 
 from tests.streams.helpers import T0, batch, interleave, records
 from trafficlight.cli import cli
+from trafficlight.streams.events import encode_events
+from trafficlight.streams.judge import Judge
 from trafficlight.tools.replay import RejectLog, topic_batches
 
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from trafficlight.router.sticky_key import parse_body, whatsapp_sender
 
 from trafficlight.base.local_services import free_port
+from trafficlight.router.sticky_key import parse_body, whatsapp_sender
 from trafficlight.tools.simulated_handlers import KnobBoard, create_app
 from trafficlight.tools.traffic import TrafficPlan, speed_for_rate, whatsapp_webhook
 

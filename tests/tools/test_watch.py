@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.tools.conftest import RunCli
 from trafficlight.base.kafka import ensure_topics
+from trafficlight.streams.verdicts import Verdict
 from trafficlight.tools.display import verdict_line
 
 
@@ -126,6 +127,6 @@ async def test_watch_of_a_missing_topic_is_one_line(
     ("insufficient_data", "bright_black"),
 ])
 def test_verdict_lines_are_coloured_by_verdict(verdict: str, colour: str) -> None:
-    line = verdict_line(_verdict(verdict=verdict))
+    line = verdict_line(Verdict.from_dict(_verdict(verdict=verdict)))
 
     assert click.style(verdict.ljust(17), fg=colour, bold=True) in line

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from trafficlight.base.local_services import free_port
+from trafficlight.streams.events import Target
 from trafficlight.tools.demo import DemoOptions, Say, run_demo
 from trafficlight.tools.demo_knob import call_knobs, knobs_url
 
@@ -69,7 +70,8 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
 
 
 @click.command("demo-knob")
-@click.argument("target", type=click.Choice(["legacy", "unified"]), required=False)
+@click.argument("target", type=click.Choice([Target.LEGACY.value, Target.UNIFIED.value]),
+                required=False)
 @click.option("--latency-ms", type=click.FloatRange(0), default=None,
               help="Median response time of TARGET.")
 @click.option("--error-pct", type=click.FloatRange(0, 100), default=None,

@@ -315,9 +315,9 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
                 click.echo(f"skipped record {received.partition}/{received.offset}: "
                            f"{received.problem}", err=True)
                 continue
-            if domain is not None and received.verdict["domain"] != domain:
+            if domain is not None and received.verdict.domain != domain:
                 continue
-            click.echo(orjson.dumps(received.verdict).decode() if as_json
+            click.echo(orjson.dumps(received.verdict.to_dict()).decode() if as_json
                        else verdict_line(received.verdict))
             shown += 1
             if count is not None and shown >= count:

@@ -39,6 +39,7 @@ from trafficlight.base.local_services import (
     free_port,
     stop_process,
 )
+from trafficlight.streams.events import Target
 from trafficlight.tools import operations
 from trafficlight.tools.simulated_handlers import KnobBoard
 from trafficlight.tools.simulated_handlers import create_app as create_handlers_app
@@ -200,7 +201,7 @@ class Narrator:
         c = self._traffic.counters
         answered = sum(c.by_status.values())
         errors = sum(n for status, n in c.by_status.items() if status >= 500)
-        unified = c.by_target.get("unified", 0)
+        unified = c.by_target.get(Target.UNIFIED, 0)
         self._say(f"traffic: {c.sent} sent, {answered} answered, "
                   f"{100 * unified / max(answered, 1):.1f}% to unified, "
                   f"{100 * errors / max(answered, 1):.2f}% errors")
@@ -208,7 +209,7 @@ class Narrator:
 
 async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -> None:
     await asyncio.sleep(at_s)
-    board.update({"unified": {"error_pct": error_pct}})
+    board.update({Target.UNIFIED.value: {"error_pct": error_pct}})
     say(f"INCIDENT: unified now fails {error_pct:g}% of webhooks; watch the rollback")
 
 

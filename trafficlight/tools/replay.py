@@ -28,7 +28,7 @@ from trafficlight.base.errors import ConfigError, CorruptInput
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
-from trafficlight.streams.verdicts import Verdict
+from trafficlight.streams.verdicts import Decision, Verdict
 
 #: Corrupt lines reported one by one before only counting the rest.
 MAX_REPORTED_REJECTS = 10
@@ -59,7 +59,7 @@ class SetSummary:
     rollback_times: list[tuple[str, float]] = field(default_factory=list)
     first_hold: dict[str, list[float]] = field(default_factory=dict)
     hold_s: float = 0.0
-    _last: dict[str, str] = field(default_factory=dict)
+    _last: dict[str, Decision] = field(default_factory=dict)
 
     def observe(self, verdicts: list[Verdict]) -> None:
         """Count per domain per evaluation (verdicts of both targets carry the same decision)."""
@@ -69,10 +69,11 @@ class SetSummary:
                 continue
             seen.add((v.domain, v.window_end))
             self.evaluations += 1
-            if v.decision == "hold":
+            if v.decision == Decision.HOLD:
                 self.hold_s += self.step_s
                 self.first_hold.setdefault(v.domain, []).append(v.window_end)
-            if v.decision == "rollback" and self._last.get(v.domain) != "rollback":
+            rolled_back = self._last.get(v.domain) == Decision.ROLLBACK
+            if v.decision == Decision.ROLLBACK and not rolled_back:
                 self.rollback_times.append((v.domain, v.window_end))
             self._last[v.domain] = v.decision
 
@@ -273,7 +274,7 @@ def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
         ("time in hold", [f"{s.hold_s:.0f} s" for s in summaries]),
     ]
     for incident in incidents:
-        expected = "hold" if incident.shared else "rollback"
+        expected = Decision.HOLD if incident.shared else Decision.ROLLBACK
         cells = []
         for s in summaries:
             found = s.detection_s(incident)

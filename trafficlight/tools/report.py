@@ -22,10 +22,12 @@ from typing import Any
 import asyncpg
 
 from trafficlight.base.db import connect
+from trafficlight.streams.events import ROUTED_TO, Target
 
 TARGET_ERROR_PCT = 0.1
 TARGET_P95_MS = 2000.0
-TARGETS = ("unified", "legacy")
+#: Plain str keys (JSON objects need them), unified first.
+TARGETS: tuple[str, ...] = tuple(t.value for t in ROUTED_TO)
 
 #: Chart buckets tried in order: the first giving at most this many points per line is used.
 MAX_CHART_POINTS = 150
@@ -123,7 +125,7 @@ class Step:
 
     @property
     def decision(self) -> str:
-        unified = self.totals["unified"]
+        unified = self.totals[Target.UNIFIED]
         if unified.requests == 0:
             return "hold"
         if unified.error_ok and unified.p95_ok:
@@ -133,7 +135,7 @@ class Step:
     @property
     def missed(self) -> list[str]:
         """Which success criteria unified missed, in words."""
-        unified = self.totals["unified"]
+        unified = self.totals[Target.UNIFIED]
         out = []
         if unified.requests and not unified.error_ok:
             out.append(f"error rate {unified.error_pct:.3f}% >= {TARGET_ERROR_PCT}%")
@@ -229,4 +231,4 @@ def _step(row: asyncpg.Record, figure_rows: list[asyncpg.Record]) -> Step:
 
 def _unified_first(item: tuple[tuple[str, str], Figures]) -> tuple[str, bool]:
     (domain, target), _ = item
-    return domain, target != "unified"
+    return domain, target != Target.UNIFIED

@@ -9,9 +9,10 @@ import math
 from datetime import datetime
 from pathlib import Path
 
+from trafficlight.streams.events import Target
 from trafficlight.tools.report import TARGET_ERROR_PCT, TARGET_P95_MS, TARGETS, RolloutReport
 
-_COLOURS = {"unified": "tab:blue", "legacy": "tab:gray"}
+_COLOURS = {Target.UNIFIED: "tab:blue", Target.LEGACY: "tab:gray"}
 
 
 def write_chart(report: RolloutReport, out: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from trafficlight.streams.events import Target
 from trafficlight.tools.report import TARGET_ERROR_PCT, TARGET_P95_MS, Figures, RolloutReport, Step
 
 _MARK = {True: "✅", False: "❌"}
@@ -22,7 +23,7 @@ def render_markdown(report: RolloutReport, chart_path: str | None = None) -> str
         "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for number, step in enumerate(report.steps, start=1):
-        unified, legacy = step.totals["unified"], step.totals["legacy"]
+        unified, legacy = step.totals[Target.UNIFIED], step.totals[Target.LEGACY]
         lines.append(
             f"| {number} | {_utc(step.start)} | {_utc(step.end)} | {_routing(step)} | "
             f"{unified.requests} | {legacy.requests} | {_pct(unified)} | {_pct(legacy)} | "

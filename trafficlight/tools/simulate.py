@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from trafficlight.base.errors import InvalidInput
 from trafficlight.router.decision import sticky_bucket, unified_buckets
+from trafficlight.streams.events import Target
 
 IncidentKind = Literal["error_spike", "latency_creep", "outage"]
 INCIDENT_KINDS: tuple[IncidentKind, ...] = ("error_spike", "latency_creep", "outage")
@@ -77,8 +78,8 @@ class Incident:
 def default_targets() -> dict[str, LatencyProfile]:
     """Legacy a little slower than unified; both P95 near 1 s, well under the 2 s target."""
     return {
-        "legacy": LatencyProfile(median_ms=450.0, sigma=0.5, error_pct=0.02),
-        "unified": LatencyProfile(median_ms=380.0, sigma=0.45, error_pct=0.02),
+        Target.LEGACY.value: LatencyProfile(median_ms=450.0, sigma=0.5, error_pct=0.02),
+        Target.UNIFIED.value: LatencyProfile(median_ms=380.0, sigma=0.45, error_pct=0.02),
     }
 
 
@@ -123,9 +124,9 @@ def diurnal_factor(ts: float, amplitude: float) -> float:
     return 1.0 + amplitude * math.cos(2 * math.pi * (hour - _PEAK_HOUR_UTC) / 24)
 
 
-def routed_to_for(bucket: int, pct: float) -> str:
+def routed_to_for(bucket: int, pct: float) -> Target:
     """The router's split (router.decision), applied to a precomputed sticky bucket."""
-    return "unified" if bucket < unified_buckets(pct) else "legacy"
+    return Target.UNIFIED if bucket < unified_buckets(pct) else Target.LEGACY
 
 
 def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:

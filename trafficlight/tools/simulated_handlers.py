@@ -17,7 +17,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-TARGETS = ("legacy", "unified")
+from trafficlight.streams.events import Target
+
+TARGETS = (Target.LEGACY.value, Target.UNIFIED.value)
 
 #: Spread of the lognormal latency: P95 is about 2.3 x the median.
 LATENCY_SIGMA = 0.5

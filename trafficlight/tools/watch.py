@@ -4,39 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from trafficlight.base.errors import InvalidInput, ServiceStartError
-
-_REQUIRED = ("domain", "routed_to", "window_end", "requests", "error_pct", "verdict", "decision")
+from trafficlight.streams.verdicts import BadVerdict, Verdict, decode_verdict
 
 
 @dataclass(frozen=True, slots=True)
 class Received:
     """One record: a verdict, or why it is not one (``problem``)."""
 
-    verdict: dict[str, Any] | None
+    verdict: Verdict | None
     problem: str | None
     partition: int
     offset: int
-
-
-def decode_verdict(value: bytes | None) -> dict[str, Any]:
-    """A SPEC verdict from a record value; ValueError with a one-line reason otherwise."""
-    try:
-        verdict = orjson.loads(value or b"")
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(verdict, dict):
-        raise ValueError(f"a JSON {type(verdict).__name__}, not a verdict object")
-    missing = [name for name in _REQUIRED if name not in verdict]
-    if missing:
-        raise ValueError(f"verdict without {', '.join(missing)}")
-    return verdict
 
 
 async def follow_verdicts(
@@ -69,7 +52,7 @@ async def follow_verdicts(
             try:
                 yield Received(decode_verdict(record.value), None, record.partition,
                                record.offset)
-            except ValueError as exc:
+            except BadVerdict as exc:
                 yield Received(None, str(exc), record.partition, record.offset)
     except KafkaError as exc:
         raise ServiceStartError(f"lost Kafka at {bootstrap_servers}: {exc}") from None

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trafficlight.streams.verdicts import Verdict
 from trafficlight.tools.alerts.changes import (
     BadVerdict,
     ChangeDetector,
@@ -18,11 +19,12 @@ from trafficlight.tools.alerts.delivery import RetryPolicy
 
 
 def verdict(window_end: float, state: str = "healthy", decision: str = "proceed",
-            domain: str = "jobs", routed_to: str = "unified") -> dict:
-    return {"domain": domain, "routed_to": routed_to, "window_start": window_end - 300,
-            "window_end": window_end, "requests": 600, "errors": 30, "error_pct": 5.0,
-            "p50_ms": 80.0, "p95_ms": 240.0, "p99_ms": 410.0, "verdict": state,
-            "decision": decision, "reasons": ["error 5.00% >= 0.5%"]}
+            domain: str = "jobs", routed_to: str = "unified") -> Verdict:
+    return Verdict.from_dict({
+        "domain": domain, "routed_to": routed_to, "window_start": window_end - 300,
+        "window_end": window_end, "requests": 600, "errors": 30, "error_pct": 5.0,
+        "p50_ms": 80.0, "p95_ms": 240.0, "p99_ms": 410.0, "verdict": state,
+        "decision": decision, "reasons": ["error 5.00% >= 0.5%"]})
 
 
 def test_a_repeated_verdict_is_not_news() -> None:
@@ -83,10 +85,10 @@ def test_alerts_equal_the_number_of_state_changes(states: list[tuple[str, str]])
 
 @pytest.mark.parametrize(("bad", "message"), [
     ([1, 2], "JSON object"),
-    ({**verdict(1), "verdict": "purple"}, "verdict must be one of"),
-    ({**verdict(1), "decision": None}, "decision must be one of"),
-    ({**verdict(1), "domain": ""}, "domain must be"),
-    ({**verdict(1), "window_end": "yesterday"}, "window_end"),
+    ({**verdict(1).to_dict(), "verdict": "purple"}, "verdict must be one of"),
+    ({**verdict(1).to_dict(), "decision": None}, "decision must be one of"),
+    ({**verdict(1).to_dict(), "domain": ""}, "domain must be"),
+    ({**verdict(1).to_dict(), "window_end": "yesterday"}, "window_end"),
 ])
 def test_malformed_verdicts_are_refused_with_a_reason(bad: object, message: str) -> None:
     with pytest.raises(BadVerdict, match=message):

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from tests.tools.alerts.test_alert_changes import verdict
 
+from tests.tools.alerts.test_alert_changes import verdict
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.base.local_services import free_port
 from trafficlight.tools.alerts.consumer import AlertSettings, run_alerts

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiohttp import web
-from tests.tools.dashboard.rows import RunningDashboard
 
+from tests.tools.dashboard.rows import RunningDashboard
 from trafficlight.base.db import connect
 from trafficlight.base.local_services import free_port
 from trafficlight.tools.dashboard.app import DashboardSettings, create_app

@@ -8,13 +8,13 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+
 from tests.tools.dashboard.rows import (
     RunningDashboard,
     insert_bucket,
     insert_verdict,
     now_s,
 )
-
 from trafficlight.base.local_services import free_port
 from trafficlight.tools.dashboard.app import FEED, DashboardSettings, create_app
 from trafficlight.tools.dashboard.snapshot import config_change_kind

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from tests.tools.dashboard.rows import (
     RunningDashboard,
     insert_bucket,

@@ -6,8 +6,8 @@ import logging
 
 import aiohttp
 import pytest
-from tests.tools.dashboard.rows import RunningDashboard
 
+from tests.tools.dashboard.rows import RunningDashboard
 from trafficlight.tools.dashboard.address import TOKEN_ENV, dashboard_token, dashboard_url
 
 

@@ -12,82 +12,65 @@ standing problem is reported once more rather than never.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-QUIET_BASELINE = frozenset({"healthy", "insufficient_data"})
-VERDICTS = frozenset({"healthy", "warning", "critical", "insufficient_data"})
-DECISIONS = frozenset({"proceed", "hold", "rollback"})
+from trafficlight.streams.verdicts import BadVerdict, Decision, Health, Verdict, parse_verdict
+
+__all__ = ["BadVerdict", "Change", "ChangeDetector", "check_verdict", "slack_message"]
+
+QUIET_BASELINE = frozenset({Health.HEALTHY, Health.INSUFFICIENT_DATA})
 
 #: Slack attachment colours: green / amber / red / grey.
-COLORS = {"healthy": "#2eb67d", "warning": "#ecb22e", "critical": "#e01e5a",
-          "insufficient_data": "#9a9a9a"}
-EMOJI = {"proceed": ":large_green_circle:", "hold": ":large_yellow_circle:",
-         "rollback": ":red_circle:"}
+COLORS = {Health.HEALTHY: "#2eb67d", Health.WARNING: "#ecb22e", Health.CRITICAL: "#e01e5a",
+          Health.INSUFFICIENT_DATA: "#9a9a9a"}
+EMOJI = {Decision.PROCEED: ":large_green_circle:", Decision.HOLD: ":large_yellow_circle:",
+         Decision.ROLLBACK: ":red_circle:"}
+
+#: What an alert needs of a record: the one verdict decoder (`BadVerdict` says what is wrong).
+check_verdict = parse_verdict
 
 
 #: Shown where a verdict has no figure (no traffic, no latency sample).
 NO_FIGURE = "n/a"
 
 
-class BadVerdict(ValueError):
-    """A record on the verdict topic that is not a SPEC verdict; the message says why."""
-
-
 @dataclass(frozen=True)
 class Change:
     """A target's verdict or decision changed; ``previous`` is None for a first sighting."""
 
-    verdict: dict[str, Any]
-    previous: tuple[str, str] | None
+    verdict: Verdict
+    previous: tuple[Health, Decision] | None
 
     @property
     def key(self) -> tuple[str, str]:
-        return self.verdict["domain"], self.verdict["routed_to"]
-
-
-def check_verdict(value: Any) -> dict[str, Any]:
-    """The verdict if it has what an alert needs, else BadVerdict."""
-    if not isinstance(value, dict):
-        raise BadVerdict("a verdict must be a JSON object")
-    for name, allowed in (("verdict", VERDICTS), ("decision", DECISIONS)):
-        if value.get(name) not in allowed:
-            raise BadVerdict(f"{name} must be one of {sorted(allowed)}, got {value.get(name)!r}")
-    for name in ("domain", "routed_to"):
-        if not isinstance(value.get(name), str) or not value[name]:
-            raise BadVerdict(f"{name} must be a non-empty string")
-    window_end = value.get("window_end")
-    if (isinstance(window_end, bool) or not isinstance(window_end, int | float)
-            or not math.isfinite(window_end)):
-        raise BadVerdict("window_end must be epoch seconds")
-    return value
+        return self.verdict.domain, self.verdict.routed_to
 
 
 class ChangeDetector:
     """The last (verdict, decision) and window_end per (domain, routed_to)."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[str, str, float]] = {}
+        self._last: dict[tuple[str, str], tuple[Health, Decision, float]] = {}
 
-    def observe(self, verdict: dict[str, Any]) -> Change | None:
+    def observe(self, verdict: Verdict) -> Change | None:
         """The change this verdict makes, or None when it is not news."""
-        key = (verdict["domain"], verdict["routed_to"])
-        state = (verdict["verdict"], verdict["decision"])
-        window_end = float(verdict["window_end"])
+        key = (verdict.domain, verdict.routed_to)
+        state = (verdict.verdict, verdict.decision)
+        window_end = verdict.window_end
         last = self._last.get(key)
         if last is not None and window_end <= last[2]:
             return None  # redelivered or out of order: already judged
         self._last[key] = (*state, window_end)
         if last is None:
-            quiet = state[0] in QUIET_BASELINE and state[1] != "rollback"
+            quiet = state[0] in QUIET_BASELINE and state[1] is not Decision.ROLLBACK
             return None if quiet else Change(verdict, None)
         if last[:2] == state:
             return None
         return Change(verdict, (last[0], last[1]))
 
 
-def _figure(value: Any, unit: str, digits: int) -> str:
+def _figure(value: float | None, unit: str, digits: int) -> str:
     return NO_FIGURE if value is None else f"{float(value):.{digits}f}{unit}"
 
 
@@ -96,23 +79,22 @@ def slack_message(change: Change) -> dict[str, Any]:
     v = change.verdict
     domain, target = change.key
     was = "" if change.previous is None else f" (was {change.previous[0]} / {change.previous[1]})"
-    text = (f"{EMOJI[v['decision']]} trafficlight {domain}/{target}: "
-            f"{v['verdict']} -> {v['decision']}{was}")
-    reasons = v.get("reasons") or []
+    text = (f"{EMOJI[v.decision]} trafficlight {domain}/{target}: "
+            f"{v.verdict} -> {v.decision}{was}")
     return {
         "text": text,
         "attachments": [{
-            "color": COLORS[v["verdict"]],
+            "color": COLORS[v.verdict],
             "fallback": text,
             "fields": [
-                {"title": "requests", "value": str(v.get("requests", NO_FIGURE)), "short": True},
-                {"title": "error %", "value": _figure(v.get("error_pct"), " %", 2),
+                {"title": "requests", "value": str(v.requests), "short": True},
+                {"title": "error %", "value": _figure(v.error_pct, " %", 2),
                  "short": True},
-                {"title": "P95", "value": _figure(v.get("p95_ms"), " ms", 0), "short": True},
-                {"title": "P99", "value": _figure(v.get("p99_ms"), " ms", 0), "short": True},
-                {"title": "why", "value": "; ".join(map(str, reasons)) or NO_FIGURE,
+                {"title": "P95", "value": _figure(v.p95_ms, " ms", 0), "short": True},
+                {"title": "P99", "value": _figure(v.p99_ms, " ms", 0), "short": True},
+                {"title": "why", "value": "; ".join(v.reasons) or NO_FIGURE,
                  "short": False},
             ],
-            "ts": int(v["window_end"]),
+            "ts": int(v.window_end),
         }],
     }

@@ -13,18 +13,13 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
-import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from trafficlight.base import settings
 from trafficlight.base.errors import ServiceStartError
-from trafficlight.tools.alerts.changes import (
-    BadVerdict,
-    ChangeDetector,
-    check_verdict,
-    slack_message,
-)
+from trafficlight.streams.verdicts import BadVerdict, decode_verdicts
+from trafficlight.tools.alerts.changes import ChangeDetector, slack_message
 from trafficlight.tools.alerts.delivery import AlertSender, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -57,12 +52,11 @@ class VerdictAlerts:
 
     def handle(self, value: bytes | None) -> None:
         try:
-            decoded = orjson.loads(value or b"")
-            for item in decoded if isinstance(decoded, list) else [decoded]:
-                change = self.detector.observe(check_verdict(item))
+            for verdict in decode_verdicts(value):
+                change = self.detector.observe(verdict)
                 if change is not None:
                     self.sender.submit(slack_message(change))
-        except (orjson.JSONDecodeError, BadVerdict) as exc:
+        except BadVerdict as exc:
             self.bad_records += 1
             log.warning("alerts: skipped a record that is not a verdict: %s",
                         str(exc).splitlines()[0])
