@@ -172,7 +172,7 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
     published = Counter(orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in reader.values)
     reference = {orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in expected_verdicts}
     republished = sum(n - 1 for n in published.values())
-    decisions = Counter(v["decision"] for v in expected_verdicts)
+    decisions = Counter(str(v["decision"]) for v in expected_verdicts)
     figures(f"[worker faults] {len(events)} events in {len(records)} records on "
           f"{PARTITIONS} partitions; kill -9, restart, join, leave: {len(published)} "
           f"distinct verdicts published ({republished} identical re-publications), "
