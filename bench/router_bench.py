@@ -1,16 +1,20 @@
-"""Router overhead against a direct call and against nginx ``split_clients``, in one run.
+"""Router cost per webhook and throughput against a direct call, nginx and today's router.
 
-    python bench/router_bench.py [--seconds 5] [--rate 1000]
+    python bench/router_bench.py [--seconds 5] [--rate 1000] [--baseline-rev 65456bf]
 
-Starts an embedded broker, a local upstream (nginx returning 200 when nginx is installed,
-else a small aiohttp app), ``trafficlight router`` in front of it, and nginx with
-``split_clients`` as the reference router. Then:
-1. closed loop with wrk at 1, 16 and 64 connections: req/s and p50/p99 for each target;
-2. open loop at ``--rate`` req/s (latency from the scheduled send time, so a stall counts):
-   p50/p99 direct and through the router, and the p99 the router adds.
-Prints ratios measured in this run; absolute figures depend on the machine. Everything shares
-the machine's cores (here 2), so load generator, upstream, router and broker compete.
-Targets (issue 3): added p99 <= 2 ms at 1,000 req/s; router throughput >= 50% of nginx's.
+Starts an embedded broker, nginx as the upstream (``return 200``), nginx ``split_clients`` as
+the reference router, the router with ``processes = 1`` and with ``processes = "auto"`` (one
+per core), and the baseline: the aiohttp router of git revision ``--baseline-rev`` (extracted
+with ``git archive`` and run from that tree; ``--baseline-rev ""`` skips it). Then:
+1. closed loop with wrk at 1, 16 and 64 connections: req/s and p50/p99 of each target, the
+   routers' CPU per webhook (user + system of the router's processes over the run);
+2. open loop at ``--rate`` req/s: p50/p99 direct and through each router, the p99 added;
+3. the broker stopped (events go to the on-disk spool: ``buffer_max_bytes`` is 256 KiB here):
+   the routers again at 16 and 64 connections, and the throughput kept.
+Every line carries the 1-minute load average: everything shares the machine's cores, so the
+load generator, the upstream, the routers and the broker (and anything else running) compete.
+Targets (issue 14): <= 100 us CPU per webhook, >= 4x the baseline, >= 0.35x nginx per process,
+p99 added <= 2 ms at 1,000 req/s, a broker outage costs <= 20 % of throughput.
 """
 
 from __future__ import annotations
@@ -27,26 +31,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
+from urllib.parse import urlsplit
 
-import aiohttp
+import httptools
+import psutil
+import uvloop
 
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.base.local_services import EmbeddedBroker, free_port
 
 BODY = (b'{"object":"whatsapp_business_account","entry":[{"changes":[{"value":'
         b'{"messages":[{"from":"4915550001","text":{"body":"hallo"}}]}}]}]}')
-
-AIOHTTP_UPSTREAM = """
-import sys
-from aiohttp import web
-async def ok(request):
-    await request.read()
-    return web.Response(text="ok")
-app = web.Application()
-app.router.add_route("*", "/webhook/{domain}", ok)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-"""
 
 NGINX_CONF = """
 worker_processes 1;
@@ -127,6 +125,9 @@ def wrk(url: str, connections: int, seconds: float, script: Path) -> tuple[float
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", duration, "--latency",
                           "-s", str(script), url], capture_output=True, text=True,
                          check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        print("    wrk: " + " ".join(line.strip() for line in out.splitlines()
+                                   if "Non-2xx" in line or "Socket errors" in line))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return rate, _wrk_ms(out, "50%"), _wrk_ms(out, "99%")
 
@@ -136,116 +137,242 @@ def _wrk_ms(out: str, label: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-async def open_loop(url: str, rate: float, seconds: float) -> tuple[float, float]:
-    """p50, p99 ms at a fixed rate, timed from each request's scheduled start."""
-    latencies: list[float] = []
-    headers = {"Content-Type": "application/json"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as session:
-        async def one(scheduled: float) -> None:
-            async with session.post(url, data=BODY, headers=headers) as response:
-                await response.read()
-            latencies.append((time.perf_counter() - scheduled) * 1000)
+class _Client(asyncio.Protocol):
+    """One keep-alive connection of the open-loop load: one request at a time."""
 
-        tasks = []
-        start = time.perf_counter()
-        total = int(rate * seconds)
-        for n in range(total):
-            scheduled = start + n / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(scheduled)))
-        await asyncio.gather(*tasks)
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed"))
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> tuple[float, float]:
+    """p50, p99 ms at a fixed rate, timed from each request's scheduled start (so a stall
+    counts); a lean client on raw connections, so the load generator costs little."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = (f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               "Content-Type: application/json\r\nX-Hub-Signature-256: sha256=0123456789abcdef"
+               f"\r\nContent-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+    loop = asyncio.get_running_loop()
+    idle: list[_Client] = []
+    latencies: list[float] = []
+
+    failures = 0
+
+    async def one(scheduled: float) -> None:
+        nonlocal failures
+        while idle and idle[-1].closed:
+            idle.pop()
+        if idle:
+            client = idle.pop()
+        else:
+            _, client = await loop.create_connection(_Client, host, port)
+        client.waiter = loop.create_future()
+        assert client.transport is not None
+        try:
+            client.transport.write(request)
+            await client.waiter
+        except (ConnectionError, RuntimeError):
+            failures += 1  # the server closed it: counted, the latency is not
+            return
+        latencies.append((time.perf_counter() - scheduled) * 1000)
+        idle.append(client)
+
+    tasks = []
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    for n in range(total):
+        scheduled = start + n / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    for client in idle:
+        if client.transport is not None:
+            client.transport.close()
+    if failures:
+        print(f"    open loop: {failures} requests failed at the connection")
     cuts = statistics.quantiles(latencies, n=100)
     return cuts[49], cuts[98]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes] | None = None  # a router: its CPU is measured
+
+    def cpu_s(self) -> float:
+        if self.proc is None:
+            return 0.0
+        root = psutil.Process(self.proc.pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = p.cpu_times()
+                total += times.user + times.system
+        return total
+
+
+def router_toml(prefix: Path, name: str, port: int, upstream_port: int, extra: str) -> Path:
+    config = prefix / f"router-{name}.toml"
+    config.write_text(f"""[router]
+host = "127.0.0.1"
+port = {port}
+legacy_url = "http://127.0.0.1:{upstream_port}/webhook/{{domain}}"
+unified_url = "http://127.0.0.1:{upstream_port}/webhook/{{domain}}"
+spool_dir = "{prefix / f'spool-{name}'}"
+buffer_max_bytes = 262144
+{extra}
+""")
+    return config
+
+
+def baseline_tree(prefix: Path, rev: str) -> Path:
+    """Revision ``rev`` laid out as the installed ``trafficlight`` package, to run from."""
+    tree = prefix / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "router", "streams",
+                              "migrations", "trafficlight"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    for part in ("router", "streams", "migrations"):
+        (tree / part).rename(tree / "trafficlight" / part)
+    return tree
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5, help="per closed-loop run")
     parser.add_argument("--rate", type=float, default=1000, help="open-loop req/s")
-    parser.add_argument("--router-processes", type=int, default=1,
-                        help="router processes sharing the port (reuse_port)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="closed-loop rounds; the ratios use each figure's median")
+    parser.add_argument("--baseline-rev", default="65456bf",
+                        help="git revision of the router to compare with (the last aiohttp one)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (Debian: apt-get install -y wrk): nothing to measure")
-    has_nginx = shutil.which("nginx") is not None
-    if not has_nginx:
-        print("nginx is not installed (Debian: apt-get install -y nginx): skipping the nginx "
-              "reference; the upstream is a small aiohttp app")
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install -y {tool})")
 
     with contextlib.ExitStack() as stack:
         prefix = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="router-bench-")))
         script = prefix / "post.lua"
         script.write_text(WRK_SCRIPT.format(body=BODY.decode()))
-        upstream_port, router_port, split_port = free_port(), free_port(), free_port()
-        if has_nginx:
-            stack.enter_context(nginx(prefix, "upstream",
-                                      NGINX_UPSTREAM.format(port=upstream_port), upstream_port))
-            stack.enter_context(nginx(prefix, "split", NGINX_SPLIT.format(
-                port=split_port, upstream=upstream_port), split_port))
-        else:
-            stack.enter_context(process([sys.executable, "-c", AIOHTTP_UPSTREAM,
-                                         str(upstream_port)], upstream_port))
+        upstream_port, split_port = free_port(), free_port()
+        stack.enter_context(nginx(prefix, "upstream",
+                                  NGINX_UPSTREAM.format(port=upstream_port), upstream_port))
+        stack.enter_context(nginx(prefix, "split", NGINX_SPLIT.format(
+            port=split_port, upstream=upstream_port), split_port))
         broker = EmbeddedBroker().start()
         stack.callback(broker.stop)
         asyncio.run(ensure_topics(broker.bootstrap_servers, {"webhook-routing-events": 2}))
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH")}
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
-        for n in range(args.router_processes):
-            config = prefix / f"router-{n}.toml"
-            config.write_text(f"""[router]
-host = "127.0.0.1"
-port = {router_port}
-legacy_url = "http://127.0.0.1:{upstream_port}/webhook/{{domain}}"
-unified_url = "http://127.0.0.1:{upstream_port}/webhook/{{domain}}"
-spool_dir = "{prefix / f'spool-{n}'}"
-reuse_port = {str(args.router_processes > 1).lower()}
-""")
-            stack.enter_context(process([sys.executable, "-c", "from trafficlight.cli import "
-                                         "main; main()", "router", "--config", str(config)],
-                                        router_port, env=env))
-        print(f"{args.router_processes} router process(es), upstream: "
-              f"{'nginx' if has_nginx else 'aiohttp'}")
-
-        targets = {"direct": f"http://127.0.0.1:{upstream_port}/webhook/jobs",
-                   "router": f"http://127.0.0.1:{router_port}/webhook/jobs"}
-        if has_nginx:
-            targets["nginx"] = f"http://127.0.0.1:{split_port}/webhook/jobs"
-        run(targets, script, args.seconds, args.rate)
+        cores = len(os.sched_getaffinity(0))
+        targets = [Target("direct", f"http://127.0.0.1:{upstream_port}/webhook/jobs"),
+                   Target("nginx", f"http://127.0.0.1:{split_port}/webhook/jobs")]
+        routers = [("router-1", "processes = 1", None),
+                   (f"router-{cores}", 'processes = "auto"', None)]
+        if args.baseline_rev:
+            routers.append(("baseline", "", baseline_tree(prefix, args.baseline_rev)))
+        for name, extra, tree in routers:
+            port = free_port()
+            config = router_toml(prefix, name, port, upstream_port, extra)
+            child_env = dict(env, PYTHONPATH=str(tree)) if tree else env
+            proc = stack.enter_context(process(
+                [sys.executable, "-m", "trafficlight.cli", "router", "--config", str(config)],
+                port, env=child_env, cwd=str(tree or prefix)))
+            targets.append(Target(name, f"http://127.0.0.1:{port}/webhook/jobs", proc))
+        print(f"python {sys.version.split()[0]} ({sys.executable}), {cores} cores; "
+              f"baseline: git {args.baseline_rev or '-'}; upstream and reference: nginx")
+        run(targets, script, args.seconds, args.rate, broker, args.repeat)
 
 
-def run(targets: dict[str, str], script: Path, seconds: float, rate: float) -> None:
-    for url in targets.values():
-        wrk(url, 16, 1, script)  # warm up connections and code paths
-    print(f"\nclosed loop (wrk, {seconds:.0f} s each)")
-    print(f"{'target':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+def closed_loop(targets: list[Target], script: Path, seconds: float,
+                connections: tuple[int, ...]) -> dict[tuple[str, int], float]:
+    print(f"{'target':<10} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'CPU us/webhook':>15}")
     rates: dict[tuple[str, int], float] = {}
-    for connections in (1, 16, 64):
-        for name, url in targets.items():
-            req_s, p50, p99 = wrk(url, connections, seconds, script)
-            rates[name, connections] = req_s
-            print(f"{name:<8} {connections:>5} {req_s:>9.0f} {p50:>8.2f} {p99:>8.2f}")
-    for connections in (1, 16, 64):
-        line = (f"conns {connections:>2}: router/direct throughput "
-                f"{rates['router', connections] / rates['direct', connections]:.2f}")
-        if "nginx" in targets:
-            versus_nginx = rates["router", connections] / rates["nginx", connections]
-            line += f", router/nginx {versus_nginx:.2f} (target >= 0.50)"
-        print(line)
+    for conns in connections:
+        for target in targets:
+            cpu_before = target.cpu_s()
+            req_s, p50, p99 = wrk(target.url, conns, seconds, script)
+            cpu_us = 1e6 * (target.cpu_s() - cpu_before) / (req_s * max(1, round(seconds)))
+            rates[target.name, conns] = req_s
+            shown_cpu = f"{cpu_us:15.0f}" if target.proc is not None else f"{'':15}"
+            print(f"{target.name:<10} {conns:>5} {req_s:>9.0f} {p50:>8.2f} {p99:>8.2f} "
+                  f"{shown_cpu}   {load()}")
+    return rates
+
+
+def median_rates(rounds: list[dict[tuple[str, int], float]]) -> dict[tuple[str, int], float]:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def run(targets: list[Target], script: Path, seconds: float, rate: float,
+        broker: EmbeddedBroker, repeat: int) -> None:
+    for target in targets:
+        wrk(target.url, 16, 1, script)  # warm up connections and code paths
+    routers = [t for t in targets if t.proc is not None]
+    rounds = []
+    for n in range(repeat):
+        print(f"\nclosed loop (wrk, {seconds:.0f} s each), round {n + 1} of {repeat}")
+        rounds.append(closed_loop(targets, script, seconds, (1, 16, 64)))
+    rates = median_rates(rounds)
+    print("\nratios of the median req/s")
+    for conns in (1, 16, 64):
+        parts = [f"conns {conns:>2}:"]
+        parts += [f"{r.name}/nginx {rates[r.name, conns] / rates['nginx', conns]:.2f}"
+                  for r in routers]
+        if ("baseline", conns) in rates:
+            parts += [f"{r.name}/baseline {rates[r.name, conns] / rates['baseline', conns]:.2f}"
+                      for r in routers if r.name != "baseline"]
+        print("  ".join(parts))
 
     print(f"\nopen loop at {rate:.0f} req/s ({2 * seconds:.0f} s each, "
           "latency from the scheduled start)")
-    figures = {name: asyncio.run(open_loop(url, rate, 2 * seconds))
-               for name, url in targets.items()}
-    for name, (p50, p99) in figures.items():
-        print(f"{name:<8} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
-    added_p50 = figures["router"][0] - figures["direct"][0]
-    added_p99 = figures["router"][1] - figures["direct"][1]
-    print(f"router adds p50 {added_p50:+.2f} ms, p99 {added_p99:+.2f} ms (target p99 <= 2 ms); "
-          f"router/direct p99 ratio {figures['router'][1] / figures['direct'][1]:.2f}")
-    if "nginx" in figures:
-        print(f"nginx adds p99 {figures['nginx'][1] - figures['direct'][1]:+.2f} ms")
+    figures: dict[str, tuple[float, float]] = {}
+    for target in [t for t in targets if t.name != "nginx"]:
+        figures[target.name] = uvloop.run(open_loop(target.url, rate, 2 * seconds))
+        p50, p99 = figures[target.name]
+        added = ("" if target.name == "direct"
+                 else f"  adds p99 {p99 - figures['direct'][1]:+.2f} ms")
+        print(f"{target.name:<10} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{added}   {load()}")
+
+    print("\nbroker stopped: events go to the disk spool")
+    broker.stop()
+    time.sleep(3)
+    for router in routers:
+        wrk(router.url, 16, 2, script)  # fill the 256 KiB memory buffer: spooling from here
+    down = median_rates([closed_loop(routers, script, seconds, (16, 64))
+                         for _ in range(repeat)])
+    for conns in (16, 64):
+        print(f"conns {conns:>2}: throughput kept with the broker down: " + "  ".join(
+            f"{r.name} {down[r.name, conns] / rates[r.name, conns]:.2f}" for r in routers))
 
 
 if __name__ == "__main__":

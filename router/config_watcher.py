@@ -18,23 +18,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import orjson
 
 from trafficlight.base.db import connect, redact, uses_transaction_pooler
-from trafficlight.base.errors import DatabaseUnavailable
+from trafficlight.base.errors import DatabaseUnavailable, first_line
+from trafficlight.base.retry import Backoff
+from trafficlight.base.routing_config import NO_CONFIG, RoutingConfig, fetch_current_config
 from trafficlight.base.settings import CONFIG_CHANNEL
-from trafficlight.router.decision import NO_CONFIG, RoutingConfig
 
 log = logging.getLogger(__name__)
-
-_CURRENT_ROW = """
-SELECT id, percentage, enabled, domains, protected_domains, extract(epoch FROM created_at)
-FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
-"""
-
 
 class ConfigSource(Protocol):
     """What the request path needs: the config in force now."""
@@ -50,16 +45,8 @@ class FixedConfig:
         self.config = config
 
 
-def config_from_mapping(row: dict[str, Any]) -> RoutingConfig:
-    """A config from a NOTIFY payload or a row; raises ValueError/TypeError/KeyError if bad."""
-    return RoutingConfig(
-        version=int(row["version"]),
-        percentage=float(row["percentage"]),
-        enabled=bool(row["enabled"]),
-        domains=frozenset(str(d) for d in row["domains"] or ()),
-        protected_domains=frozenset(str(d) for d in row["protected_domains"] or ()),
-        created_at=float(row.get("created_at") or 0.0),
-    )
+#: A config from a NOTIFY payload or a row; raises ValueError/TypeError/KeyError if bad.
+config_from_mapping = RoutingConfig.from_mapping
 
 
 class ConfigWatcher:
@@ -96,14 +83,16 @@ class ConfigWatcher:
             return False
         self.config = config
         self._changed.set()
-        log.info("routing config version %d: %.2f%%, enabled=%s", config.version,
-                 config.percentage, config.enabled)
+        log.info("routing config version %d: %.2f%%, enabled=%s%s", config.version,
+                 config.percentage, config.enabled, "".join(
+                     f", {d}: {s.percentage:.2f}% enabled={s.enabled}"
+                     for d, s in sorted(config.domain_overrides.items())))
         if self.on_change is not None:
             self.on_change(config)
         return True
 
     async def _follow(self) -> None:
-        retry_s = 0.5
+        backoff, failures = Backoff(first_s=0.5, max_s=self.poll_s), 0
         while True:
             try:
                 await self._follow_connection()
@@ -111,10 +100,10 @@ class ConfigWatcher:
                     asyncpg.InterfaceError) as exc:
                 self.listening = False
                 log.warning("routing config: database unavailable (%s); keeping version %d",
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            first_line(exc),
                             self.config.version)
-            await asyncio.sleep(retry_s)
-            retry_s = min(retry_s * 2, self.poll_s)
+            failures += 1
+            await asyncio.sleep(backoff.delay_s(failures))
 
     async def _follow_connection(self) -> None:
         conn = await connect(self.database_url, timeout_s=self.poll_s)
@@ -126,7 +115,7 @@ class ConfigWatcher:
                 await conn.add_listener(CONFIG_CHANNEL, self._on_notify)
                 self.listening = True
             while True:
-                self._apply_row(await conn.fetchrow(_CURRENT_ROW, timeout=self.poll_s))
+                self._apply_row(await fetch_current_config(conn, timeout=self.poll_s))
                 await asyncio.sleep(self.poll_s)
                 if conn.is_closed():
                     raise DatabaseUnavailable("connection closed")
@@ -135,15 +124,11 @@ class ConfigWatcher:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
 
-    def _apply_row(self, row: asyncpg.Record | None) -> None:
-        if row is None:
+    def _apply_row(self, config: RoutingConfig | None) -> None:
+        if config is None:
             self.confirmed_at = time.time()
             return
-        version, percentage, enabled, domains, protected, created_at = row
-        self.apply(config_from_mapping({
-            "version": version, "percentage": percentage, "enabled": enabled,
-            "domains": domains, "protected_domains": protected, "created_at": created_at,
-        }))
+        self.apply(config)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:

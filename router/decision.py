@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mmh3
 
+from trafficlight.base.routing_config import (
+    BUILTIN_PROTECTED_DOMAINS,
+    NO_CONFIG,
+    DomainSetting,
+    RoutingConfig,
+)
 from trafficlight.streams.events import Target
 
-__all__ = ["BUCKETS", "NO_CONFIG", "RoutingConfig", "Target", "choose_target", "sticky_bucket",
-           "unified_buckets"]
+__all__ = ["BUCKETS", "BUILTIN_PROTECTED_DOMAINS", "NO_CONFIG", "DomainSetting",
+           "RoutingConfig", "Target", "choose_target", "sticky_bucket", "unified_buckets"]
 
 #: Sticky buckets: a percentage with two decimals maps exactly onto them.
 BUCKETS = 10_000
-
-#: Never rolled out, whatever a config row says: checked in code as well as in the database.
-BUILTIN_PROTECTED_DOMAINS = frozenset({"mobility", "profile", "insurance"})
-
-
-@dataclass(frozen=True)
-class RoutingConfig:
-    """One row of ``webhook_routing_config``; ``version`` is the row id (0: none loaded)."""
-
-    version: int
-    percentage: float
-    enabled: bool
-    domains: frozenset[str] = field(default_factory=frozenset)
-    protected_domains: frozenset[str] = field(default_factory=frozenset)
-    created_at: float = 0.0
-
-    def is_protected(self, domain: str) -> bool:
-        """By name in any letter case: ``/webhook/Mobility`` is still mobility's traffic."""
-        folded = domain.lower()
-        return folded in BUILTIN_PROTECTED_DOMAINS or any(
-            folded == protected.lower() for protected in self.protected_domains)
-
-    def knows(self, domain: str) -> bool:
-        return domain in self.domains or self.is_protected(domain)
-
-
-#: Before any config is loaded everything goes to legacy.
-NO_CONFIG = RoutingConfig(version=0, percentage=0.0, enabled=False)
 
 
 def sticky_bucket(domain: str, sticky_key: str) -> int:
@@ -62,15 +38,17 @@ def choose_target(config: RoutingConfig, domain: str, sticky_key: str,
     # Protected domains never leave legacy, whatever the row says.
     if config.is_protected(domain):
         return Target.LEGACY
-    # Routing switched off (or no config ever loaded): everything to legacy.
-    if not config.enabled:
-        return Target.LEGACY
     # Not a rollout domain (unknown domains included): legacy.
     if domain not in config.domains:
+        return Target.LEGACY
+    # The domain's own setting when it has one, else the all-domains one.
+    setting = config.setting_for(domain)
+    # Routing switched off for this domain (or no config ever loaded): legacy.
+    if not setting.enabled:
         return Target.LEGACY
     # A body that is not JSON is no webhook unified knows: legacy takes whatever senders send.
     if not body_is_json:
         return Target.LEGACY
-    if sticky_bucket(domain, sticky_key) < unified_buckets(config.percentage):
+    if sticky_bucket(domain, sticky_key) < unified_buckets(setting.percentage):
         return Target.UNIFIED
     return Target.LEGACY

@@ -20,6 +20,7 @@ from collections import deque
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
+from trafficlight.base.retry import Backoff
 from trafficlight.router.spool import Record, Spool
 from trafficlight.streams.events import RoutingEvent, encode_events
 
@@ -52,6 +53,7 @@ class EventEmitter:
         self._memory_events = 0
         self._open_events = 0
         self._wake = asyncio.Event()
+        self._spool_flush: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         #: After a failed send the broker may have restarted: its topic's partitions are
@@ -84,7 +86,7 @@ class EventEmitter:
 
     @property
     def spooled_events(self) -> int:
-        return self.spool.events
+        return int(self.spool.events)
 
     # --- batching and buffering ----------------------------------------------------------------
 
@@ -107,7 +109,15 @@ class EventEmitter:
         elif not self.spool.append(record):
             self.dropped_events += record.events
             log.error("router event spool full: dropped %d routing events", record.events)
+        elif self._spool_flush is None:
+            self._spool_flush = asyncio.get_running_loop().call_later(
+                self.batch_linger_s, self._flush_spool)
         self._wake.set()
+
+    def _flush_spool(self) -> None:
+        """Spooled records go to the file in one write per ``batch_linger_s``, not one each."""
+        self._spool_flush = None
+        self.dropped_events += self.spool.flush()
 
     def _next_chunk(self) -> tuple[list[Record], bool]:
         """The oldest undelivered records and whether they come from memory."""
@@ -136,14 +146,14 @@ class EventEmitter:
             self._wake.set()
 
     async def _send_forever(self) -> None:
-        retry_s = _RETRY_FIRST_S
+        backoff, failures = Backoff(_RETRY_FIRST_S, _RETRY_MAX_S), 0
         while True:
             if await self._send_next():
-                retry_s = _RETRY_FIRST_S
+                failures = 0
                 continue
             self.send_failures += 1
-            await asyncio.sleep(retry_s)
-            retry_s = min(retry_s * 2, _RETRY_MAX_S)
+            failures += 1
+            await asyncio.sleep(backoff.delay_s(failures))
 
     async def _send_next(self) -> bool:
         """Deliver the oldest chunk, or wait for one; False when it must be retried."""
@@ -215,10 +225,13 @@ class EventEmitter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
         self._spool_memory()
+        if self._spool_flush is not None:
+            self._spool_flush.cancel()
+            self._spool_flush = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-        self.spool.close()
+        self.dropped_events += self.spool.close()
 
     async def _drained(self) -> None:
         while self._memory or not self.spool.empty:

@@ -1,10 +1,13 @@
-"""Forward one webhook verbatim to its upstream over pooled keep-alive connections.
+"""The forwarding rules: which headers cross the router, and the request line it sends.
 
-Method, query string, body and headers go through unchanged to the target's URL,
-except the hop-by-hop headers (RFC 9110 7.6.1), ``Host`` and ``Content-Length``, which
-belong to each connection. Signature headers (``X-Hub-Signature-256`` ...) are kept. The
-upstream's status, body and end-to-end headers come back unchanged; the body is passed on
-still compressed if it was. No retries: a webhook is not idempotent, its sender retries.
+Method, query string, body and headers go through unchanged to the target's URL, header
+names in their case and duplicates in their order, except the hop-by-hop headers
+(RFC 9110 7.6.1), any header the ``Connection`` header names, and ``Host``,
+``Content-Length`` and ``Expect``, which belong to each connection (the router has the whole
+body before it forwards, so ``Expect: 100-continue`` was answered by the router). Signature
+headers (``X-Hub-Signature-256`` ...) are kept. The upstream's status, body and end-to-end
+headers come back unchanged; the body is passed on still compressed if it was. No retries: a
+webhook is not idempotent, its sender retries.
 
 What the sender receives when the upstream fails:
 - connection refused/reset before an answer: 502, body ``upstream <target> unreachable``;
@@ -17,83 +20,85 @@ All three are recorded as ``status=error`` events; ``http_status`` is the upstre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
+from trafficlight.base.errors import ConfigError
 
-from trafficlight.router.errors import UpstreamTimeout, UpstreamUnreachable
+#: A header as it came off the wire: name and value bytes, case kept.
+RawHeader = tuple[bytes, bytes]
 
-#: Headers that describe one connection, not the message (RFC 9110 7.6.1).
+#: Headers that describe one connection, not the message (RFC 9110 7.6.1), lower case.
 HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
+    b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
 })
 
-#: Set by the client for the outgoing connection, never copied.
-_PER_CONNECTION = frozenset({"host", "content-length"})
+#: Set by the router for each outgoing connection, never copied from the sender.
+REQUEST_PER_CONNECTION = frozenset({b"host", b"content-length", b"expect"})
 
-#: Headers aiohttp would add on its own; skipped so only the sender's headers go upstream.
-_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+#: Set by the router on its own answer, never copied from the upstream.
+REPLY_PER_CONNECTION = frozenset({b"content-length"})
 
 
-def end_to_end_headers(headers: CIMultiDictProxy[str] | CIMultiDict[str],
-                       also_drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-    """``headers`` without hop-by-hop ones, nor any the Connection header names."""
-    named = {token.strip().lower() for value in headers.getall("Connection", [])
-             for token in value.split(",")}
-    dropped = HOP_BY_HOP | named | also_drop
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
+_DROPPED: dict[frozenset[bytes], frozenset[bytes]] = {}
+
+
+def end_to_end(headers: list[RawHeader], names: list[bytes],
+               also_drop: frozenset[bytes]) -> list[RawHeader]:
+    """``headers`` without hop-by-hop ones, nor any the Connection header names.
+
+    ``names`` are the header names in lower case, in the order of ``headers``.
+    """
+    dropped = _DROPPED.get(also_drop) or _DROPPED.setdefault(also_drop, HOP_BY_HOP | also_drop)
+    if b"connection" in names:
+        for name, (_, value) in zip(names, headers, strict=True):
+            if name == b"connection":
+                dropped = dropped | {token.strip().lower() for token in value.split(b",")}
+    return [header for name, header in zip(names, headers, strict=True) if name not in dropped]
 
 
 @dataclass(frozen=True, slots=True)
-class UpstreamReply:
-    status: int
-    headers: CIMultiDict[str]
-    body: bytes
+class UpstreamAddress:
+    """Where one upstream URL points: what the pool connects to and what the request says."""
+
+    host: str
+    port: int
+    tls: bool
+    path: bytes
+    host_header: bytes
+
+    @property
+    def pool_key(self) -> tuple[str, int, bool]:
+        return self.host, self.port, self.tls
 
 
-class Forwarder:
-    """One pooled client session for all upstreams."""
+def parse_upstream_url(url: str) -> UpstreamAddress:
+    """An ``http(s)://host[:port]/path`` URL (a filled-in ``legacy_url``/``unified_url``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"upstream URL must be http(s)://host[:port]/path, got {url!r}")
+    tls = parts.scheme == "https"
+    default_port = 443 if tls else 80
+    port = parts.port or default_port
+    host_header = parts.hostname if port == default_port else f"{parts.hostname}:{port}"
+    if ":" in parts.hostname:  # an IPv6 literal keeps its brackets in Host
+        host_header = f"[{parts.hostname}]" + ("" if port == default_port else f":{port}")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return UpstreamAddress(parts.hostname, port, tls, path.encode(), host_header.encode())
 
-    def __init__(self, *, connections: int, connect_timeout_s: float,
-                 upstream_timeout_s: float) -> None:
-        self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(total=upstream_timeout_s, connect=connect_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=0,
-                                         keepalive_timeout=30, ttl_dns_cache=60)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=False,
-            skip_auto_headers=_AUTO_HEADERS, cookie_jar=aiohttp.DummyCookieJar(),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def forward(self, method: str, url: str, query_string: str,
-                      headers: CIMultiDictProxy[str], body: bytes, target: str) -> UpstreamReply:
-        """The upstream's reply, or UpstreamUnreachable / UpstreamTimeout."""
-        if self._session is None:
-            raise RuntimeError("Forwarder.start() was not awaited")
-        full_url = f"{url}?{query_string}" if query_string else url
-        outgoing = end_to_end_headers(headers, also_drop=_PER_CONNECTION)
-        try:
-            async with self._session.request(method, URL(full_url, encoded=True),
-                                             headers=outgoing, data=body or None,
-                                             allow_redirects=False) as response:
-                reply_body = await response.read()
-                return UpstreamReply(
-                    response.status,
-                    end_to_end_headers(response.headers, also_drop=frozenset({"content-length"})),
-                    reply_body,
-                )
-        except TimeoutError:
-            raise UpstreamTimeout(f"upstream {target} timed out") from None
-        except aiohttp.ClientError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise UpstreamUnreachable(f"upstream {target} unreachable: {reason}",
-                                      public=f"upstream {target} unreachable") from None
+def request_head(method: bytes, address: UpstreamAddress, query: bytes,
+                 headers: list[RawHeader], names: list[bytes], body_length: int) -> bytes:
+    """The request line and headers the upstream receives, ending with the blank line."""
+    target = address.path
+    if query:
+        target += (b"&" if b"?" in target else b"?") + query
+    lines = [method, b" ", target, b" HTTP/1.1\r\nHost: ", address.host_header, b"\r\n"]
+    for name, value in end_to_end(headers, names, REQUEST_PER_CONNECTION):
+        lines += (name, b": ", value, b"\r\n")
+    if body_length or method != b"GET":
+        lines += (b"Content-Length: ", str(body_length).encode(), b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -54,6 +55,14 @@ class _StateCollector(Collector):
         ]
         for family, name, documentation, value in figures:
             yield family(f"trafficlight_router_{name}", documentation, value=value)
+        per_domain = GaugeMetricFamily(
+            "trafficlight_router_domain_routing_percentage",
+            "Percentage of a rollout domain's traffic routed to unified (its own setting or "
+            "the all-domains one).", labels=["domain"])
+        for domain in sorted(config.domains):
+            setting = config.setting_for(domain)
+            per_domain.add_metric([domain], setting.percentage if setting.enabled else 0.0)
+        yield per_domain
 
 
 class RouterMetrics:
@@ -69,10 +78,24 @@ class RouterMetrics:
             "trafficlight_router_rejected", "Requests refused before forwarding, by HTTP status.",
             ["http_status"], registry=self.registry)
         self.registry.register(_StateCollector(emitter, config))
+        # Children by label values: ``labels()`` takes a lock and builds a tuple per call.
+        self._requests: dict[tuple[str, str, str], Any] = {}
+        self._latency: dict[tuple[str, str], Any] = {}
 
     def observe(self, domain_label: str, routed_to: str, status: str, seconds: float) -> None:
-        self.requests.labels(domain_label, routed_to, status).inc()
-        self.latency.labels(domain_label, routed_to).observe(seconds)
+        counter = self._requests.get((domain_label, routed_to, status))
+        if counter is None:
+            counter = self._requests[(domain_label, routed_to, status)] = self.requests.labels(
+                domain_label, routed_to, status)
+        counter.inc()
+        histogram = self._latency.get((domain_label, routed_to))
+        if histogram is None:
+            histogram = self._latency[(domain_label, routed_to)] = self.latency.labels(
+                domain_label, routed_to)
+        histogram.observe(seconds)
+
+    def rejected_with(self, http_status: int) -> None:
+        self.rejected.labels(str(http_status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

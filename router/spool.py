@@ -4,8 +4,11 @@ Frame: ``>III`` (key length, value length, event count), then key, then value. T
 position lives in ``records.offset`` beside ``records.log``, rewritten after each delivered
 chunk, so a restarted router resumes where the last one stopped (a chunk delivered but not
 yet committed is sent again: delivery is at least once, consumers deduplicate by event_id).
-A torn last frame (crash mid-write) is cut off on open. Writes go to the OS page cache: they
-survive a router crash, not a host crash.
+A torn last frame (crash mid-write) is cut off on open. Appends are batched: frames collect in
+memory and go to the file in one write when :meth:`Spool.flush` is called (the emitter does so
+every ``batch_linger_s``), at 256 KiB, and before any read; a crash loses what was not yet
+written, as it loses the memory buffer. Writes go to the OS page cache: they survive a router
+crash, not a host crash.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import BinaryIO
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">III")
+
+#: Unwritten frames past this size are written at once.
+_FLUSH_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,9 @@ class Spool:
         self._read_offset = self._load_offset()
         self._unread_bytes = 0
         self.events = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._pending_events = 0
         self._recover()
 
     def _load_offset(self) -> int:
@@ -88,22 +97,43 @@ class Spool:
         return self._unread_bytes
 
     def append(self, record: Record) -> bool:
-        """Write one record; False (nothing written) when that would pass ``max_bytes``."""
+        """Queue one record for the next write; False when it would pass ``max_bytes``."""
         if self._unread_bytes + record.size > self.max_bytes:
             return False
-        frame = _HEADER.pack(len(record.key), len(record.value), record.events)
-        try:
-            self._writer.write(frame + record.key + record.value)
-            self._writer.flush()
-        except OSError as exc:  # disk full, folder removed: the caller counts it as dropped
-            log.error("router event spool %s: cannot write (%s)", self._log_path, exc.strerror)
-            return False
+        self._pending += (_HEADER.pack(len(record.key), len(record.value), record.events),
+                          record.key, record.value)
+        self._pending_bytes += record.size
+        self._pending_events += record.events
         self._unread_bytes += record.size
         self.events += record.events
+        if self._pending_bytes >= _FLUSH_BYTES:
+            self.flush()
         return True
+
+    @property
+    def unwritten(self) -> bool:
+        return bool(self._pending)
+
+    def flush(self) -> int:
+        """Write the queued records in one go; returns the events lost if that failed."""
+        if not self._pending:
+            return 0
+        data, events = b"".join(self._pending), self._pending_events
+        self._pending.clear()
+        self._pending_bytes = self._pending_events = 0
+        try:
+            self._writer.write(data)
+            self._writer.flush()
+        except OSError as exc:  # disk full, folder removed: the caller counts them as dropped
+            log.error("router event spool %s: cannot write (%s)", self._log_path, exc.strerror)
+            self._unread_bytes -= len(data)
+            self.events -= events
+            return events
+        return 0
 
     def peek(self, limit: int) -> list[Record]:
         """Up to ``limit`` oldest unread records, left unread until :meth:`consume`."""
+        self.flush()
         self._reader.seek(self._read_offset)
         found: list[Record] = []
         while len(found) < limit and (record := self._read_one()) is not None:
@@ -136,6 +166,28 @@ class Spool:
         except OSError as exc:
             log.warning("router event spool: cannot save the read position (%s)", exc.strerror)
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Write what is queued and close; returns the events lost if that write failed."""
+        lost = self.flush()
         self._writer.close()
         self._reader.close()
+        return lost
+
+    def adopt(self, other: Spool) -> int:
+        """Move ``other``'s unread records behind this spool's (a spool left by a process that
+        no longer runs); returns the events moved. What does not fit stays in ``other``."""
+        moved = 0
+        try:
+            while chunk := other.peek(64):
+                taken = []
+                for record in chunk:
+                    if not self.append(record):
+                        break
+                    taken.append(record)
+                other.consume(taken)
+                moved += sum(record.events for record in taken)
+                if len(taken) < len(chunk):
+                    break
+        finally:
+            other.close()
+        return moved

@@ -1,15 +1,19 @@
-"""What verdicts do to the routing config: roll back (always), promote (opt-in rollout plan).
+"""What verdicts do to the routing config: roll back (always), promote (the plan in Postgres).
 
 Each side effect is one function running in one transaction under the same advisory lock the
 SQL config functions take, with `trafficlight.actor` = the worker id:
 
-- `roll_back`: `set_routing_enabled(false, reason)` only if the current config is enabled, so
-  every later rollback verdict, from this worker or another, is a no-op: the call happens once.
-- `promote`: `update_routing_percentage(next step, reason)` only if routing is enabled, the
-  current step has baked `bake_s`, and every rollout domain's last `healthy_evaluations`
-  stored unified verdicts since the step began say proceed. Never while disabled. The sink
-  keeps one verdict row per target per trailing-window start (one per 10 s bucket, the latest
-  evaluation in it), so the default 30 means the last ~5 minutes, all healthy.
+- `roll_back`: by default takes back the failing domain only,
+  `set_routing_enabled(false, reason, domain)`, if that domain still routes; with
+  `RollbackScope.ALL`, `set_routing_enabled(false, reason)` for every domain if any still
+  routes. Every later rollback verdict, from this worker or another, is then a no-op. A running
+  rollout plan is paused in the same transaction, the reason naming the domain.
+- `promote`: the plan stored in `webhook_rollout_plan` (set with `trafficlight plan set`),
+  assessed by the pure `streams.rollout.assess` (baked, running, routing on, every active
+  domain's last `required_proceed` stored unified verdicts since the step began say proceed),
+  then `promote_rollout_plan(reason, version)`: the version assessed is the only one promoted,
+  so several workers never promote twice. The sink keeps one verdict row per target per
+  trailing-window start (one per 10 s bucket), so the default 30 means ~5 minutes.
 
 `Actions` receives the agent's verdicts through a queue (the agent never waits on Postgres).
 """
@@ -19,32 +23,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from enum import StrEnum
 
 import asyncpg
 
 from trafficlight.base.db import connect
+from trafficlight.base.errors import first_line
 from trafficlight.streams.events import Target
+from trafficlight.streams.plan_store import assess_plan
+from trafficlight.streams.rollout import promotion_reason
 from trafficlight.streams.verdicts import Decision, Health, Verdict
 
 log = logging.getLogger("trafficlight.actions")
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('webhook_routing_config'))"
-_CURRENT = ("SELECT id, percentage, enabled, domains, created_at FROM webhook_routing_config"
-            " ORDER BY created_at DESC, id DESC LIMIT 1")
+_DOMAIN_ROUTES = "SELECT enabled FROM webhook_routing_domains WHERE domain = $1"
+_ANY_ROUTES = "SELECT coalesce(bool_or(enabled), false) FROM webhook_routing_domains"
+_PLAN_RUNNING = ("SELECT state = 'running' FROM webhook_rollout_plan "
+                 "ORDER BY created_at DESC, id DESC LIMIT 1")
 
 
-@dataclass(frozen=True, slots=True)
-class RolloutPlan:
-    """Opt-in promotion ladder. Defaults: 10, 25, 35, 50, 100 % with 10 min bake time and
-    30 stored verdict rows (~5 min, one per 10 s bucket) healthy per domain."""
+class RollbackScope(StrEnum):
+    """What an automatic rollback takes back: the failing domain (default) or every domain."""
 
-    steps_pct: tuple[float, ...] = (10, 25, 35, 50, 100)
-    bake_s: float = 600
-    healthy_evaluations: int = 30
-
-    def next_step(self, current_pct: float) -> float | None:
-        return next((s for s in self.steps_pct if s > current_pct), None)
+    DOMAIN = "domain"
+    ALL = "all"
 
 
 def rollback_reason(verdict: Verdict) -> str:
@@ -57,58 +60,50 @@ def rollback_reason(verdict: Verdict) -> str:
             f"P95 {p95}; {why}")
 
 
-async def roll_back(conn: asyncpg.Connection, verdict: Verdict, actor: str) -> bool:
-    """Disable routing with the verdict as evidence, unless already disabled. True if done."""
+async def roll_back(conn: asyncpg.Connection, verdict: Verdict, actor: str,
+                    scope: RollbackScope = RollbackScope.DOMAIN) -> bool:
+    """Take back the verdict's domain (or all), unless already back. True if done."""
+    reason = rollback_reason(verdict)
     async with conn.transaction():
         await conn.execute(_LOCK)
         await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
-        current = await conn.fetchrow(_CURRENT)
-        if current is None or not current["enabled"]:
-            return False
-        await conn.execute("SELECT set_routing_enabled(false, $1)", rollback_reason(verdict))
+        if scope is RollbackScope.ALL:
+            if not await conn.fetchval(_ANY_ROUTES):
+                return False
+            await conn.execute("SELECT set_routing_enabled(false, $1)", reason)
+        else:
+            if not await conn.fetchval(_DOMAIN_ROUTES, verdict.domain):
+                return False  # already back, or not a rollout domain
+            await conn.execute("SELECT set_routing_enabled(false, $1, $2)", reason,
+                               verdict.domain)
+        if await conn.fetchval(_PLAN_RUNNING):
+            await conn.execute("SELECT pause_rollout_plan($1)",
+                               f"paused by the rollback of {verdict.domain}: {reason}")
         return True
 
 
-async def promote(conn: asyncpg.Connection, plan: RolloutPlan, actor: str) -> float | None:
-    """Move to the plan's next step when the current one has baked healthy; the new %."""
+async def promote(conn: asyncpg.Connection, actor: str) -> float | None:
+    """Promote the stored plan when its assessment finds no blocker; the new % or None."""
     async with conn.transaction():
-        await conn.execute(_LOCK)
+        await conn.execute(_LOCK)  # no config change between the assessment and the promotion
         await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
-        current = await conn.fetchrow(_CURRENT)
-        if current is None or not current["enabled"]:
-            return None  # never promote while disabled (a rollback stays rolled back)
-        step = plan.next_step(float(current["percentage"]))
-        baked = await conn.fetchval("SELECT now() - $1::timestamptz >= make_interval(secs => $2)",
-                                    current["created_at"], plan.bake_s)
-        if step is None or not baked:
+        assessment = await assess_plan(conn)
+        if assessment is None or not assessment.ready:
             return None
-        healthy = await conn.fetchval(
-            """
-            SELECT bool_and(ok) FROM (
-                SELECT d, coalesce((
-                    SELECT count(*) = $3 AND bool_and(decision = 'proceed') FROM (
-                        SELECT decision FROM webhook_routing_verdicts
-                        WHERE domain = d AND routed_to = 'unified' AND evaluated_at >= $2
-                        ORDER BY window_end DESC LIMIT $3) last), false) AS ok
-                FROM unnest($1::text[]) AS d) per_domain
-            """, current["domains"], current["created_at"], plan.healthy_evaluations)
-        if not healthy:
-            return None
-        await conn.execute(
-            "SELECT update_routing_percentage($1, $2)", step,
-            f"rollout plan: {float(current['percentage']):g}% baked {plan.bake_s:g} s with "
-            f"{plan.healthy_evaluations} healthy evaluations per domain; promoting to {step:g}%")
-        return step
+        promoted = await conn.fetchval("SELECT promote_rollout_plan($1, $2)",
+                                       promotion_reason(assessment), assessment.plan.version)
+        return assessment.plan.next_pct if promoted else None
 
 
 class Actions:
     """Rollbacks as soon as a rollback verdict arrives; promotions checked every few seconds."""
 
-    def __init__(self, database_url: str, actor: str, plan: RolloutPlan | None = None,
+    def __init__(self, database_url: str, actor: str,
+                 scope: RollbackScope = RollbackScope.DOMAIN,
                  promote_every_s: float = 5.0) -> None:
         self.database_url = database_url
         self.actor = actor
-        self.plan = plan
+        self.scope = scope
         self.promote_every_s = promote_every_s
         self.rollbacks = 0
         self._queue: asyncio.Queue[Verdict] = asyncio.Queue()
@@ -136,16 +131,16 @@ class Actions:
                 if conn is None or conn.is_closed():
                     conn = await connect(self.database_url)
                 if pending is not None:
-                    if await roll_back(conn, pending, self.actor):
+                    if await roll_back(conn, pending, self.actor, self.scope):
                         self.rollbacks += 1
                         log.warning("rolled back: %s", rollback_reason(pending))
                     pending = None
-                elif self.plan is not None:
-                    step = await promote(conn, self.plan, self.actor)
+                else:
+                    step = await promote(conn, self.actor)
                     if step is not None:
                         log.warning("rollout plan: promoted to %g%%", step)
             except Exception as exc:  # keep acting: the next verdict or tick retries
-                log.warning("actions: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("actions: %s", first_line(exc))
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
@@ -154,9 +149,8 @@ class Actions:
 
     async def _next_verdict(self) -> Verdict | None:
         """The next rollback verdict (the latest queued), or None when it is time to promote."""
-        timeout_s = self.promote_every_s if self.plan is not None else None
         try:
-            verdict = await asyncio.wait_for(self._queue.get(), timeout_s)
+            verdict = await asyncio.wait_for(self._queue.get(), self.promote_every_s)
         except TimeoutError:
             return None
         while not self._queue.empty():

@@ -272,7 +272,7 @@ class Judge:
         verdicts: list[Verdict] = []
         for domain in sorted({d for d, _ in self._keys}):
             limits = self.thresholds.for_domain(domain)
-            judged: dict[str, Judgement] = {}
+            judged: dict[Target, Judgement] = {}
             for routed_to in ROUTED_TO_ORDER:
                 target = self._targets.get((domain, routed_to))
                 if target is not None:

@@ -132,14 +132,14 @@ class PartitionJudge:
         self._rolled_back: dict[BucketId, bytes | None] = {}
 
     @classmethod
-    def restore(cls, partition: int, entries: Iterable[tuple[bytes, bytes]],
+    def restore(cls, partition: int, entries: Iterable[tuple[bytes, bytes | None]],
                 thresholds: ThresholdSet | None = None,
                 bounds: TimeBounds | None = None) -> PartitionJudge:
         """Rebuild from table entries (all partitions' entries may be passed: others are
         ignored): the state after the partition entry's offset, buckets of a partly written
         record after it rolled back."""
         self = cls(partition, thresholds, bounds)
-        entries_by_bucket: dict[BucketId, tuple[int, int, bytes | None, bytes]] = {}
+        entries_by_bucket: dict[BucketId, tuple[int, int, bytes | None, bytes | None]] = {}
         event_time_s: float | None = None
         states: dict[str, DecisionState] = {}
         pending: list[dict[str, Any]] = []

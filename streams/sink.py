@@ -30,6 +30,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from trafficlight.base.db import connect
+from trafficlight.base.errors import first_line
+from trafficlight.base.retry import Backoff, retry_until_done
 from trafficlight.streams.events import decode_record
 from trafficlight.streams.partition import decode_bucket, parse_key
 from trafficlight.streams.verdicts import BadVerdict, decode_verdict
@@ -176,21 +178,21 @@ class PostgresSink:
         return batch
 
     async def _write(self, batch: SinkBatch) -> None:
-        delay_s = self.options.retry_initial_s
-        while True:
-            try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await connect(self.options.database_url)
-                await write_batch(self._conn, batch)
-                self.rows_written += len(batch)
-                return
-            except Exception as exc:  # any failure: keep the batch and retry, never skip it
-                log.warning("sink: write of %d rows failed (%s); retrying in %.1f s",
-                            len(batch), str(exc).splitlines()[0] if str(exc) else
-                            type(exc).__name__, delay_s)
-                await self._close_connection()
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self.options.retry_max_s)
+        """Until Postgres takes the batch: any failure keeps it and retries, never skips it."""
+
+        async def attempt() -> None:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await connect(self.options.database_url)
+            await write_batch(self._conn, batch)
+            self.rows_written += len(batch)
+
+        async def failed(exc: Exception, delay_s: float) -> None:
+            log.warning("sink: write of %d rows failed (%s); retrying in %.1f s",
+                        len(batch), first_line(exc), delay_s)
+            await self._close_connection()
+
+        backoff = Backoff(self.options.retry_initial_s, self.options.retry_max_s)
+        await retry_until_done(attempt, backoff, failed)
 
     async def _close_connection(self) -> None:
         if self._conn is not None:

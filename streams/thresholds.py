@@ -30,14 +30,14 @@ recover_after  = 3            # consecutive healthy evaluations to leave rollbac
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from trafficlight.base.durations import parse_whole_seconds
 from trafficlight.base.errors import ConfigError
-from trafficlight.streams.windows import parse_duration_s
+from trafficlight.base.settings import read_toml
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,7 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
     for key, value in table.items():
         if key in _DURATIONS:
             try:
-                changes[_DURATIONS[key]] = parse_duration_s(value)
+                changes[_DURATIONS[key]] = parse_whole_seconds(value)
             except ValueError as exc:
                 raise ConfigError(f"judge.{key}: {exc}") from None
         elif key in _COUNTS:
@@ -139,12 +139,7 @@ def parse_thresholds(doc: Mapping[str, Any], name: str = "default") -> Threshold
 def load_thresholds(path: str | Path) -> ThresholdSet:
     """Read a thresholds TOML file; any problem is one `ConfigError` line naming the file."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read thresholds ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    doc = read_toml(path, "thresholds")
     try:
         return parse_thresholds(doc, name=path.stem)
     except ConfigError as exc:

@@ -29,18 +29,3 @@ def step_boundaries(after_s: float | None, upto_s: float, step_s: int) -> range:
         return range(last, last)
     first = math.floor(after_s / step_s) * step_s + step_s
     return range(first, last + step_s, step_s)
-
-
-def parse_duration_s(text: str | int) -> int:
-    """`30s`, `5m`, `1h`, `2d` or a bare number of seconds -> whole seconds > 0."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-    raw = str(text).strip().lower()
-    scale = units.get(raw[-1:])
-    number = raw[:-1] if scale else raw
-    try:
-        value = float(number) * (scale or 1)
-    except ValueError:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h)") from None
-    if value <= 0 or value != int(value):
-        raise ValueError(f"duration must be a positive whole number of seconds: {text!r}")
-    return int(value)

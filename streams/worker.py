@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaClient
 
 from trafficlight.base.errors import ServiceStartError
 from trafficlight.base.kafka import ensure_topics
-from trafficlight.streams.actions import Actions, RolloutPlan
+from trafficlight.streams.actions import Actions, RollbackScope
 from trafficlight.streams.app import WorkerOptions
 from trafficlight.streams.partition import changelog_topic
 from trafficlight.streams.sink import PostgresSink, SinkOptions
@@ -36,7 +36,8 @@ async def prepare_topics(bootstrap_servers: str, events_topic: str, verdicts_top
 
 
 def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink: bool = True,
-               log_sample_pct: float = 100.0, plan: RolloutPlan | None = None,
+               log_sample_pct: float = 100.0,
+               rollback_scope: RollbackScope = RollbackScope.DOMAIN,
                loglevel: str = "info") -> None:
     """Run until SIGTERM/SIGINT; Faust flushes the producer and commits on the way out.
 
@@ -49,7 +50,7 @@ def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink:
 
     worker_app = build_app(options)
     if database_url is not None:
-        actions = Actions(database_url, options.worker_id, plan)
+        actions = Actions(database_url, options.worker_id, rollback_scope)
         worker_app.verdict_listeners.append(actions.observe)
         worker_app.app.task(actions.run)
         if sink:

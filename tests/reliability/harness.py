@@ -140,7 +140,11 @@ class RouterProcess:
              str(self.config_path)], env=child_env(self.env), cwd=REPO_ROOT,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
-        await wait_http_ok(f"{self.base}/healthz")
+        try:
+            await wait_http_ok(f"{self.base}/healthz")
+        except BaseException:
+            self.kill()  # a router that never came up must not outlive the test
+            raise
         return self
 
     async def stop(self, timeout_s: float = 60) -> int:
@@ -154,17 +158,30 @@ class RouterProcess:
             self.proc.kill()
             self.proc.wait(10)
 
+    def _processes(self) -> list[psutil.Process]:
+        """The router process and its serving processes (``processes`` > 1)."""
+        assert self.proc is not None
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children()]
+
     @property
     def rss_bytes(self) -> int:
-        assert self.proc is not None
-        return int(psutil.Process(self.proc.pid).memory_info().rss)
+        """Resident memory of the router's processes together."""
+        total = 0
+        for process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
 
     @property
     def cpu_s(self) -> float:
-        """User + system CPU seconds the router has used so far."""
-        assert self.proc is not None
-        times = psutil.Process(self.proc.pid).cpu_times()
-        return float(times.user + times.system)
+        """User + system CPU seconds the router's processes have used so far."""
+        total = 0.0
+        for process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     async def healthz(self) -> dict[str, Any]:
         async with aiohttp.ClientSession() as session, session.get(f"{self.base}/healthz") as r:

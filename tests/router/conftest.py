@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from tests.router.support import Upstream, emitter_for, start_upstream
+from tests.router.support import RouterClient, Upstream, emitter_for, start_upstream
 from trafficlight.base.kafka import ensure_topics
-from trafficlight.router.app import create_app
+from trafficlight.router.app import RouterApp
 from trafficlight.router.config_watcher import ConfigSource, FixedConfig
 from trafficlight.router.decision import RoutingConfig
+from trafficlight.router.service import start_server
 from trafficlight.router.settings import RouterSettings
 
 
@@ -47,27 +48,32 @@ def router_settings(legacy: Upstream, unified: Upstream, events_topic: str,
                           spool_dir=tmp_path / "spool")
 
 
-StartRouter = Callable[..., Awaitable[TestClient[Any, Any]]]
+StartRouter = Callable[..., Awaitable[RouterClient]]
 
 
 @pytest.fixture
 async def start_router(router_settings: RouterSettings,
                        kafka_bootstrap: str) -> AsyncIterator[StartRouter]:
     """Builds routers inline on real ports: ``await start_router(config, **overrides)``."""
-    clients: list[TestClient[Any, Any]] = []
+    clients: list[RouterClient] = []
+    apps: list[RouterApp] = []
 
-    async def start(config: RoutingConfig | ConfigSource,
-                    **overrides: Any) -> TestClient[Any, Any]:
+    async def start(config: RoutingConfig | ConfigSource, **overrides: Any) -> RouterClient:
         settings = dataclasses.replace(router_settings, **overrides)
         source = FixedConfig(config) if isinstance(config, RoutingConfig) else config
-        app = create_app(settings, source, emitter_for(settings, kafka_bootstrap))
-        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
+        app = RouterApp(settings, source, emitter_for(settings, kafka_bootstrap))
+        await app.start()
+        apps.append(app)
+        server = start_server(app)
+        await server.start("127.0.0.1", 0)
+        client = RouterClient(f"http://127.0.0.1:{server.port}", server, aiohttp.ClientSession())
         clients.append(client)
         return client
 
     yield start
     for client in clients:
         await client.close()
+    for app in apps:
+        await app.stop()
 
 

@@ -6,19 +6,48 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
+from yarl import URL
 
 from trafficlight.router.decision import RoutingConfig
 from trafficlight.router.emitter import EventEmitter
+from trafficlight.router.http_server import HttpServer
 from trafficlight.router.settings import RouterSettings
 from trafficlight.router.spool import Spool
 
 #: Headers a test sends to make the upstream misbehave; they are forwarded like any other.
 REPLY_STATUS_HEADER = "X-Test-Reply-Status"
 REPLY_DELAY_HEADER = "X-Test-Reply-Delay-S"
+
+
+class RouterClient:
+    """Requests to a router under test over real HTTP; each answer is read whole."""
+
+    def __init__(self, base: str, server: HttpServer, session: aiohttp.ClientSession) -> None:
+        self.base = base
+        self.server = server
+        self.session = session
+
+    async def request(self, method: str, path: str | URL, **kwargs: Any
+                      ) -> aiohttp.ClientResponse:
+        url = URL(self.base + str(path), encoded=True)
+        async with self.session.request(method, url, **kwargs) as response:
+            await response.read()
+        return response
+
+    async def post(self, path: str | URL, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def get(self, path: str | URL, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.server.shutdown(5)
 
 
 @dataclass

@@ -136,3 +136,38 @@ async def test_the_database_password_never_reaches_the_logs(
         await watcher.stop()
     assert "database unavailable" in caplog.text
     assert "s3cret-pw" not in caplog.text
+
+
+async def test_one_domain_taken_back_over_notify_while_the_others_keep_routing(
+        database_url: str, start_router: StartRouter) -> None:
+    await run_sql(database_url, "SELECT update_routing_percentage(100, 'all in')")
+    watcher = ConfigWatcher(database_url, poll_s=30)  # a poll cannot be what delivers it
+    await watcher.start()
+    try:
+        router = await start_router(watcher)
+        await wait_for(lambda: watcher.listening)
+        before = watcher.config.version
+
+        await run_sql(database_url, "SELECT set_routing_enabled(false, 'jobs 5xx', 'jobs')")
+        await wait_for(lambda: watcher.config.version > before)
+
+        routed = {domain: (await router.post(f"/webhook/{domain}", data=b"{}"))
+                  .headers["X-Routed-To"] for domain in ("jobs", "marketplace", "property")}
+        assert routed == {"jobs": "legacy", "marketplace": "unified", "property": "unified"}
+        assert watcher.config.setting_for("jobs").enabled is False
+    finally:
+        await watcher.stop()
+
+
+async def test_a_malformed_override_in_a_notification_is_ignored(database_url: str) -> None:
+    watcher = ConfigWatcher(database_url, poll_s=30)
+    await watcher.start()
+    try:
+        loaded = watcher.config
+        watcher._on_notify(None, 0, "webhook_routing_config",
+                           '{"version": 999, "percentage": 10, "enabled": true, "domains": '
+                           '["jobs"], "protected_domains": [], "domain_overrides": '
+                           '{"jobs": {"percentage": 10, "enabled": "yes"}}}')
+        assert watcher.config == loaded
+    finally:
+        await watcher.stop()

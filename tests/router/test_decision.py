@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from trafficlight.router.decision import (
     BUILTIN_PROTECTED_DOMAINS,
     NO_CONFIG,
+    DomainSetting,
     RoutingConfig,
     choose_target,
     sticky_bucket,
@@ -118,3 +119,38 @@ def test_over_100_000_keys_the_split_is_within_one_point(domain: str, percentage
 @given(domain=domains, key=keys)
 def test_a_body_that_is_not_json_goes_to_legacy_even_at_100_percent(domain: str, key: str) -> None:
     assert choose_target(rollout(100), domain, key, body_is_json=False) == "legacy"
+
+
+# --- per-domain settings --------------------------------------------------------------------
+
+def test_a_domain_switched_off_alone_goes_to_legacy_while_the_others_route() -> None:
+    config = RoutingConfig(7, 100.0, True, ROLLOUT, frozenset({"mobility"}),
+                           domain_overrides={"jobs": DomainSetting(100.0, False)})
+
+    assert choose_target(config, "jobs", "k") == "legacy"
+    assert choose_target(config, "marketplace", "k") == "unified"
+
+
+def test_a_domain_switched_on_alone_routes_while_routing_is_off_for_the_others() -> None:
+    config = RoutingConfig(7, 0.0, False, ROLLOUT, frozenset({"mobility"}),
+                           domain_overrides={"property": DomainSetting(100.0, True)})
+
+    assert choose_target(config, "property", "k") == "unified"
+    assert choose_target(config, "jobs", "k") == "legacy"
+
+
+@given(domain=domains, key=keys, percentage=percentages, own=percentages)
+def test_a_domain_with_its_own_percentage_routes_exactly_as_a_config_of_that_percentage(
+        domain: str, key: str, percentage: float, own: float) -> None:
+    overridden = RoutingConfig(7, percentage, True, ROLLOUT, frozenset(),
+                               domain_overrides={domain: DomainSetting(own, True)})
+
+    assert choose_target(overridden, domain, key) == choose_target(rollout(own), domain, key)
+
+
+@given(key=keys, own=percentages)
+def test_an_override_never_routes_a_protected_domain(key: str, own: float) -> None:
+    config = RoutingConfig(7, 100.0, True, ROLLOUT | {"mobility"}, frozenset(),
+                           domain_overrides={"mobility": DomainSetting(own, True)})
+
+    assert choose_target(config, "mobility", key) == "legacy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from tests.router.support import (
     rollout_config,
 )
 from trafficlight.base.local_services import free_port
+from trafficlight.router.app import new_event_id
 from trafficlight.streams.events import decode_record
 
 SIGNATURE = "sha256=6f1ed002ab5595859014ebf0951522d9a3f6e5d4b1a0c5b6c1e7e6c7a8b9c0d1"
@@ -258,3 +260,9 @@ async def test_healthz_reports_the_config_in_force(start_router: StartRouter) ->
     response = await router.get("/healthz")
     assert response.status == 200
     assert (await response.json())["config_version"] == 9
+
+
+def test_event_ids_are_version_4_uuids_in_hex() -> None:
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids)

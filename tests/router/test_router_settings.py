@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,13 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert settings.events_topic == "webhook-routing-events"
 
 
+def test_processes_default_to_one_per_usable_core(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.processes == "auto"
+    assert settings.process_count == len(os.sched_getaffinity(0))
+    assert load_settings(write(tmp_path, MINIMAL + "processes = 3\n")).process_count == 3
+
+
 def test_the_domain_is_put_into_url_templates(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, MINIMAL))
     assert settings.upstream_url("legacy", "jobs") == "http://legacy:8000/webhook/jobs"
@@ -46,6 +54,9 @@ def test_integers_are_accepted_for_seconds(tmp_path: Path) -> None:
     ("max_body_bytes = 0\n", "max_body_bytes must be positive"),
     ("batch_linger_s = true\n", "batch_linger_s has the wrong type"),
     ("reuse_port = 1\n", "reuse_port has the wrong type"),
+    ('processes = "many"\n', "processes must be"),
+    ("processes = 0\n", "processes must be"),
+    ("max_headers = 0\n", "max_headers must be positive"),
 ])
 def test_a_mistake_is_one_clear_line(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trafficlight.streams.windows import (
-    bucket_start,
-    parse_duration_s,
-    step_boundaries,
-    window_bucket_starts,
-)
+from trafficlight.streams.windows import bucket_start, step_boundaries, window_bucket_starts
 
 
 @given(st.floats(min_value=0, max_value=4e9), st.sampled_from([1, 5, 10, 60]))
@@ -27,14 +21,3 @@ def test_step_boundaries_are_those_reached_after_the_previous_event_time() -> No
     assert list(step_boundaries(99.5, 102.0, 1)) == [100, 101, 102]
     assert list(step_boundaries(100.0, 100.9, 1)) == []
     assert list(step_boundaries(None, 100.0, 1)) == []
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), (45, 45)])
-def test_durations_parse_to_seconds(text: str | int, seconds: int) -> None:
-    assert parse_duration_s(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "5x", "-3s", "0.5s"])
-def test_bad_durations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration_s(text)

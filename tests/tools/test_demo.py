@@ -112,13 +112,15 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         database_url = services.split("Postgres at ")[1].strip()
         await _read_until(proc, run, r"first verdict")
         run.children = descendants(proc.pid)
-        await _read_until(proc, run, r"DISABLED by demo-worker")
+        await _read_until(proc, run, r"DISABLED.* by demo-worker")
         run.knob_output = await _cli("demo-knob", cwd=workdir, env=env)
         conn = await connect(database_url)
         try:
             run.last_config = dict(await conn.fetchrow(
-                "SELECT enabled, created_by, notes FROM webhook_routing_config "
-                "ORDER BY id DESC LIMIT 1"))
+                "SELECT bool_or(d.enabled) AS enabled, c.created_by, c.notes "
+                "FROM webhook_routing_domains d JOIN webhook_routing_config c ON c.id = d.version"
+                " WHERE d.domain = split_part(split_part(c.notes, ': ', 2), ' ', 1) "
+                "GROUP BY c.created_by, c.notes"))
             run.verdicts = await conn.fetchval("SELECT count(*) FROM webhook_routing_verdicts")
             run.rollback_verdicts = await conn.fetchval(
                 "SELECT count(*) FROM webhook_routing_verdicts "

@@ -30,9 +30,11 @@ async def test_status_shows_the_config_and_a_health_row_per_rollout_target(
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Routing DISABLED at 0% of jobs, marketplace, property")
     assert "by migration: Initial configuration" in lines[1]
-    rows = [line.split()[:2] for line in lines[4:]]
+    rows = [line.split()[:2] for line in lines[4:10]]
     assert rows == [["jobs", "unified"], ["jobs", "legacy"], ["marketplace", "unified"],
                     ["marketplace", "legacy"], ["property", "unified"], ["property", "legacy"]]
+    assert lines[10:] == ["", "Rollout plan: none (set one with `trafficlight plan set "
+                              "10,25,50,100 --bake 4h`)"]
 
 
 async def test_status_json_carries_the_latest_verdict(run_cli: RunCli, database_url: str) -> None:

@@ -39,6 +39,14 @@ def test_replay_jsonl_is_one_verdict_per_target_per_evaluation(tmp_path: Path) -
     assert again.stdout == result.stdout
 
 
+def test_since_takes_a_time_relative_to_now_as_report_does(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario())
+    everything = CliRunner().invoke(cli, ["replay", "--input", str(path)])
+    since = CliRunner().invoke(cli, ["replay", "--input", str(path), "--since", "-36500d"])
+    assert since.exit_code == 0, since.output
+    assert since.stdout == everything.stdout
+
+
 def test_corrupt_lines_are_skipped_and_reported_with_line_numbers(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "day.jsonl", scenario(), corrupt_at=7)
     result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "table"])

@@ -11,6 +11,7 @@ import pytest
 
 from tests.tools.conftest import RunCli, StoreEvents
 from trafficlight.base.db import connect
+from trafficlight.streams.thresholds import parse_thresholds
 from trafficlight.tools.report import build_report, chart_bucket
 from trafficlight.tools.simulate import Incident, LatencyProfile, Scenario, generate
 
@@ -131,6 +132,20 @@ async def test_decisions_follow_the_runbook_targets(
         "hold", "proceed", "rollback", "hold", "proceed"]
     [missed] = report.steps[2].missed
     assert missed.startswith("error rate ") and missed.endswith("% >= 0.1%")
+
+
+async def test_the_success_criteria_are_the_thresholds_files_warning_limits(
+    rollout_day: list[dict[str, object]], database_url: str
+) -> None:
+    lenient = parse_thresholds({"thresholds": {"warning_error_pct": 50.0,
+                                               "critical_error_pct": 60.0}}, name="lenient")
+    report = await build_report(database_url, DAY, DAY + timedelta(days=1), thresholds=lenient)
+
+    # The 25% step's spike is far under a 50% error criterion: criteria met, proceed.
+    assert [s.criteria for s in report.steps] == [
+        "no_traffic", "met", "met", "no_traffic", "met"]
+    assert report.steps[2].decision == "proceed"
+    assert report.to_dict()["targets"]["error_pct"] == 50.0
 
 
 async def test_a_period_inside_one_step_is_one_clipped_step(

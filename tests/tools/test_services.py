@@ -57,19 +57,19 @@ async def test_embedded_services_answer_and_stop(service_dir: Path) -> None:
 
 def test_services_command_prints_exports_and_stops_on_sigterm(service_dir: Path) -> None:
     postgres_dir = str(service_dir / "postgres")
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "trafficlight.cli", "services", "--data-dir", str(service_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        lines = [proc.stdout.readline().strip() for _ in range(2)] if proc.stdout else []
-        assert lines[0].startswith("export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:")
-        assert lines[1].startswith("export DATABASE_URL=postgresql://postgres@127.0.0.1:")
-        broker_address = lines[0].split("=", 1)[1]
-        assert len(_processes_mentioning(postgres_dir, broker_address)) == 2
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    ) as proc:  # the with block closes its pipes
+        try:
+            lines = [proc.stdout.readline().strip() for _ in range(2)] if proc.stdout else []
+            assert lines[0].startswith("export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:")
+            assert lines[1].startswith("export DATABASE_URL=postgresql://postgres@127.0.0.1:")
+            broker_address = lines[0].split("=", 1)[1]
+            assert len(_processes_mentioning(postgres_dir, broker_address)) == 2
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
 
     assert proc.returncode == 0
     assert _wait_until_gone(postgres_dir, broker_address) == []

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from trafficlight.base.errors import DatabaseUnavailable
+from trafficlight.base.errors import DatabaseUnavailable, first_line
 
 #: Supabase's pooler port: transaction pooling, where prepared statements do not survive.
 TRANSACTION_POOLER_PORT = 6543
@@ -56,8 +56,7 @@ _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interfa
 
 
 def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return DatabaseUnavailable(f"cannot connect to {redact(url)}: {reason}")
+    return DatabaseUnavailable(f"cannot connect to {redact(url)}: {first_line(exc)}")
 
 
 async def connect(url: str, *, timeout_s: float = 10, **extra: Any) -> asyncpg.Connection:

@@ -11,13 +11,32 @@ _UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 
 
+def parse_duration_s(text: str | float) -> float:
+    """``90``, ``30s``, ``0.5s``, ``15m``, ``2h``, ``1d`` -> seconds (a bare number is seconds).
 
-def parse_duration_s(text: str) -> float:
-    """``90``, ``30s``, ``15m``, ``2h``, ``1d`` -> seconds (a bare number is seconds)."""
-    match = _DURATION.match(text.strip().lower())
+    The one duration parser: every command option and settings file goes through here.
+    """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise InvalidInput(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 1d)")
+        return float(text)
+    match = _DURATION.match(str(text).strip().lower())
     if match is None:
         raise InvalidInput(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 1d)")
     return float(match[1]) * _UNITS_S[match[2] or "s"]
+
+
+def parse_whole_seconds(text: str | float) -> int:
+    """A duration that must be a positive whole number of seconds (windows, steps, bakes)."""
+    value = parse_duration_s(text)
+    if value <= 0 or value != int(value):
+        raise InvalidInput(f"duration must be a positive whole number of seconds: {text!r}")
+    return int(value)
+
+
+def parse_instant_s(text: str | None, now: datetime | None = None) -> float | None:
+    """`parse_instant` as epoch seconds; None stays None (an open end)."""
+    return None if text is None else parse_instant(text, now).timestamp()
 
 
 def parse_instant(text: str, now: datetime | None = None) -> datetime:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from trafficlight.base.errors import ConfigError
 
@@ -26,21 +28,27 @@ def database_url() -> str | None:
     return os.environ.get(DATABASE_URL_ENV) or None
 
 
-def required_database_url() -> str:
-    url = database_url()
-    if url is None:
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
         raise ConfigError(
-            f"{DATABASE_URL_ENV} is not set (run `trafficlight services` and paste its "
-            "export lines)"
-        )
-    return url
+            f"{name} is not set (run `trafficlight services` and paste its export lines)")
+    return value
+
+
+def required_database_url() -> str:
+    return _required(DATABASE_URL_ENV)
 
 
 def required_kafka_bootstrap_servers() -> str:
-    servers = kafka_bootstrap_servers()
-    if servers is None:
-        raise ConfigError(
-            f"{KAFKA_BOOTSTRAP_ENV} is not set (run `trafficlight services` and paste its "
-            "export lines)"
-        )
-    return servers
+    return _required(KAFKA_BOOTSTRAP_ENV)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A settings file as a dict; unreadable or malformed is one `ConfigError` line naming it."""
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import click
 
 from trafficlight.base import settings
 from trafficlight.base.errors import ConfigError
+from trafficlight.base.signals import stop_event_on_signals
 from trafficlight.tools.alerts.consumer import (
     DEFAULT_GROUP_ID,
     WEBHOOK_ENV,
@@ -38,10 +38,7 @@ def alerts(webhook_url: str, topic: str, group_id: str, max_attempts: int) -> No
                            retry=RetryPolicy(max_attempts=max_attempts))
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_event_on_signals()
         click.echo(f"alerts: {topic} -> {redact_webhook(webhook_url)} (group {group_id})",
                    err=True)
         await run_alerts(config, stop)

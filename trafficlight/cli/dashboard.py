@@ -22,13 +22,13 @@ def dashboard(host: str, port: int, thresholds_path: Path | None, history: str) 
     """Serve the live dashboard; controls need the token (env TRAFFICLIGHT_DASHBOARD_TOKEN)."""
     from aiohttp import web
 
+    from trafficlight.base.durations import parse_whole_seconds
     from trafficlight.base.errors import ConfigError
     from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
-    from trafficlight.streams.windows import parse_duration_s
     from trafficlight.tools.dashboard.app import DashboardSettings, create_app
 
     try:
-        history_s = parse_duration_s(history)
+        history_s = parse_whole_seconds(history)
     except ValueError as exc:
         raise ConfigError(f"--history: {exc}") from None
     token, generated = dashboard_token()

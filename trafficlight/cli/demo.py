@@ -27,7 +27,8 @@ from trafficlight.tools.demo_knob import call_knobs, knobs_url
 @click.option("--start-percentage", type=click.FloatRange(0, 100), default=10.0,
               show_default=True, help="Share of rollout traffic on unified at start.")
 @click.option("--rollout-plan", default="10,25,50,100", show_default=True,
-              help="The worker's promotion ladder; 'off' for none.")
+              help="The rollout plan set in the database at start (its first step replaces "
+                   "--start-percentage); 'off' for none.")
 @click.option("--bake", default="45s", show_default=True, help="Time at each plan step.")
 @click.option("--router-port", type=int, default=8080, show_default=True,
               help="0 picks a free port.")
@@ -41,13 +42,13 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
          start_percentage: float, rollout_plan: str, bake: str, router_port: int,
          dashboard_port: int, duration: str | None, data_dir: Path | None) -> None:
     """The whole system on embedded services with simulated handlers and traffic."""
+    from trafficlight.base.durations import parse_duration_s
     from trafficlight.base.errors import ConfigError
-    from trafficlight.streams.windows import parse_duration_s
     from trafficlight.tools.traffic import speed_for_rate
 
     def seconds(name: str, value: str | None) -> float | None:
         try:
-            return None if value is None else float(parse_duration_s(value))
+            return None if value is None else parse_duration_s(value)
         except ValueError as exc:
             raise ConfigError(f"--{name}: {exc}") from None
 
@@ -82,6 +83,6 @@ def demo_knob(target: str | None, latency_ms: float | None, error_pct: float | N
                if v is not None}
     if changes and target is None:
         raise click.UsageError("name the TARGET to change: legacy or unified")
-    knobs = call_knobs(knobs_url(), {target: changes} if changes else None)
+    knobs = call_knobs(knobs_url(), {target: changes} if changes and target else None)
     for name, knob in knobs.items():
         click.echo(f"{name:8} latency {knob['latency_ms']:g} ms, errors {knob['error_pct']:g}%")

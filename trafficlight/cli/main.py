@@ -11,8 +11,10 @@ from trafficlight.cli.alerts import alerts
 from trafficlight.cli.dashboard import dashboard
 from trafficlight.cli.demo import demo, demo_knob
 from trafficlight.cli.operator import COMMANDS as OPERATOR_COMMANDS
+from trafficlight.cli.plan import COMMANDS as PLAN_COMMANDS
 from trafficlight.cli.replay import replay_command
 from trafficlight.cli.router import router_command
+from trafficlight.cli.scoreboard import scoreboard_command
 from trafficlight.cli.services import migrate, services
 from trafficlight.cli.worker import worker_command
 
@@ -24,7 +26,8 @@ def cli() -> None:
 
 
 for _command in (migrate, services, router_command, worker_command, replay_command, alerts,
-                 dashboard, demo, demo_knob, *OPERATOR_COMMANDS):
+                 scoreboard_command, dashboard, demo, demo_knob, *OPERATOR_COMMANDS,
+                 *PLAN_COMMANDS):
     cli.add_command(_command)
 
 

@@ -20,9 +20,9 @@ import orjson
 from trafficlight.base import settings
 from trafficlight.base.db import connect
 from trafficlight.base.durations import parse_duration_s, parse_instant
-from trafficlight.base.errors import ConfigError, InvalidInput
+from trafficlight.base.errors import InvalidInput
 from trafficlight.tools import operations
-from trafficlight.tools.display import config_summary, health_table, verdict_line
+from trafficlight.tools.display import config_summary, health_table, plan_summary, verdict_line
 
 _INCIDENT = re.compile(r"^(?P<kind>[a-z_]+)(?::(?P<domain>[a-z_-]+))?@(?P<at>[^/]+)/(?P<for>.+)$")
 _PERCENTAGE = re.compile(r"^(?P<pct>[0-9.]+)(?:@(?P<at>.+))?$")
@@ -162,10 +162,15 @@ def _time_range(since: str, until: str) -> tuple[datetime, datetime]:
               help="Chart image to write: .png or .svg.")
 @click.option("--bucket", default=None,
               help="Chart time bucket, e.g. 5m (default: at most 150 points per line).")
+@click.option("--thresholds", "thresholds_path", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Thresholds TOML: its warning limits are the success criteria "
+                   "(default: SPEC's, unified error < 0.1%, P95 < 2000 ms).")
 @json_option
 def report(since: str, until: str, out: Path | None, chart: Path | None, bucket: str | None,
-           as_json: bool) -> None:
+           thresholds_path: Path | None, as_json: bool) -> None:
     """The rollout's results per config step as Markdown, against the runbook's targets."""
+    from trafficlight.streams.thresholds import load_thresholds
     from trafficlight.tools.report import build_report
     from trafficlight.tools.report_markdown import render_markdown
 
@@ -173,7 +178,9 @@ def report(since: str, until: str, out: Path | None, chart: Path | None, bucket:
         raise InvalidInput(f"--chart {chart}: the chart is written as .png or .svg")
     since_at, until_at = _time_range(since, until)
     bucket_span = timedelta(seconds=parse_duration_s(bucket)) if bucket else None
-    built = asyncio.run(build_report(_database_url(), since_at, until_at, bucket_span))
+    thresholds = load_thresholds(thresholds_path) if thresholds_path else None
+    built = asyncio.run(build_report(_database_url(), since_at, until_at, bucket_span,
+                                     thresholds))
     if chart is not None:
         from trafficlight.tools.report_chart import write_chart
 
@@ -209,6 +216,9 @@ class _PercentageType(click.ParamType):
 
 reason_option = click.option("--reason", required=True,
                              help="Why: stored in the config history with your OS user.")
+domain_option = click.option("--domain", default=None,
+                             help="Only this rollout domain (default: every rollout domain, "
+                                  "clearing per-domain settings).")
 
 
 @click.command()
@@ -217,20 +227,26 @@ reason_option = click.option("--reason", required=True,
 def status(domain: str | None, as_json: bool) -> None:
     """Current routing config and check_routing_health(), as in the runbook."""
 
-    async def read() -> tuple[operations.RoutingConfig, list[dict[str, Any]]]:
+    from trafficlight.streams.plan_store import plan_status
+
+    async def read() -> tuple[operations.RoutingConfig, list[dict[str, Any]],
+                              dict[str, Any] | None]:
         conn = await connect(_database_url())
         try:
-            return await operations.current_config(conn), await operations.health(conn, domain)
+            return (await operations.current_config(conn),
+                    await operations.health(conn, domain), await plan_status(conn))
         finally:
             await conn.close()
 
-    config, rows = asyncio.run(read())
+    config, rows, plan = asyncio.run(read())
     if as_json:
-        _echo_json({"config": config.to_dict(), "health": rows})
+        _echo_json({"config": config.to_dict(), "health": rows, "plan": plan})
         return
     click.echo(config_summary(config))
     click.echo()
     click.echo(health_table(rows))
+    click.echo()
+    click.echo(plan_summary(plan))
 
 
 def _report_change(change: operations.Change, as_json: bool) -> None:
@@ -244,40 +260,45 @@ def _report_change(change: operations.Change, as_json: bool) -> None:
 @click.command("set-percentage")
 @click.argument("pct", type=_PercentageType())
 @reason_option
+@domain_option
 @json_option
-def set_percentage(pct: Decimal, reason: str, as_json: bool) -> None:
+def set_percentage(pct: Decimal, reason: str, domain: str | None, as_json: bool) -> None:
     """Route PCT percent of each rollout domain to unified (above 0 also enables routing)."""
     actor = operations.os_actor()
-    change = asyncio.run(operations.set_percentage(_database_url(), pct, reason, actor))
+    change = asyncio.run(operations.set_percentage(_database_url(), pct, reason, actor, domain))
     _report_change(change, as_json)
 
 
 @click.command()
 @reason_option
+@domain_option
 @json_option
-def enable(reason: str, as_json: bool) -> None:
+def enable(reason: str, domain: str | None, as_json: bool) -> None:
     """Resume routing at the current percentage."""
     actor = operations.os_actor()
-    change = asyncio.run(operations.set_enabled(_database_url(), True, reason, actor))
+    change = asyncio.run(operations.set_enabled(_database_url(), True, reason, actor, domain))
     _report_change(change, as_json)
 
 
 @click.command()
 @reason_option
+@domain_option
 @json_option
-def disable(reason: str, as_json: bool) -> None:
+def disable(reason: str, domain: str | None, as_json: bool) -> None:
     """Send all traffic to legacy; the percentage is kept for a later `enable`."""
     actor = operations.os_actor()
-    change = asyncio.run(operations.set_enabled(_database_url(), False, reason, actor))
+    change = asyncio.run(operations.set_enabled(_database_url(), False, reason, actor, domain))
     _report_change(change, as_json)
 
 
 @click.command()
 @reason_option
+@domain_option
 @json_option
-def rollback(reason: str, as_json: bool) -> None:
+def rollback(reason: str, domain: str | None, as_json: bool) -> None:
     """Emergency rollback: disable routing, noted as "Rollback: REASON" in the history."""
-    change = asyncio.run(operations.rollback(_database_url(), reason, operations.os_actor()))
+    change = asyncio.run(operations.rollback(_database_url(), reason, operations.os_actor(),
+                                             domain))
     _report_change(change, as_json)
 
 
@@ -295,10 +316,7 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
     """Follow the verdicts as the workers publish them, coloured by verdict."""
     from trafficlight.tools.watch import follow_verdicts
 
-    bootstrap = settings.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set (run `trafficlight services` "
-                          "and paste its export lines)")
+    bootstrap = settings.required_kafka_bootstrap_servers()
     name = topic or settings.VERDICTS_TOPIC
     if domain is not None and settings.database_url() is not None:
         _check_domain(domain)

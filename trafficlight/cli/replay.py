@@ -5,23 +5,24 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from trafficlight.base import settings
+from trafficlight.base.durations import parse_instant_s, parse_whole_seconds
 from trafficlight.base.errors import ConfigError
 from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
-from trafficlight.streams.windows import parse_duration_s
 from trafficlight.tools.replay import (
     RejectLog,
     Replay,
     comparison_table,
     file_batches,
-    parse_time_s,
     replay_topic,
     topic_batches,
 )
+from trafficlight.tools.simulate import incidents_path, read_incidents
 
 
 @click.command("replay")
@@ -43,19 +44,20 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     """Verdicts the given thresholds would have produced over recorded events."""
     sets = [load_thresholds(p) for p in threshold_files] or [ThresholdSet()]
     try:
-        overrides = {k: parse_duration_s(v) for k, v in
+        overrides = {k: parse_whole_seconds(v) for k, v in
                      (("window_s", window), ("step_s", step)) if v is not None}
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     sets = [replace(s, settings=replace(s.settings, **overrides)) for s in sets]
-    since_s, until_s = parse_time_s(since), parse_time_s(until)
+    now = datetime.now(UTC)
+    since_s, until_s = parse_instant_s(since, now), parse_instant_s(until, now)
     rejects = RejectLog(strict, source)
     out = sys.stdout.buffer
-    run = Replay(sets, out if fmt == "jsonl" else None)
+    sidecar = None if source == "kafka" else incidents_path(Path(source))
+    labelled = read_incidents(sidecar) if sidecar is not None and sidecar.is_file() else None
+    run = Replay(sets, out if fmt == "jsonl" else None, labelled)
     if source == "kafka":
-        bootstrap = settings.kafka_bootstrap_servers()
-        if bootstrap is None:
-            raise ConfigError("--input kafka needs KAFKA_BOOTSTRAP_SERVERS")
+        bootstrap = settings.required_kafka_bootstrap_servers()
         settle_s = max(s.settings.grace_s + s.settings.bucket_s for s in sets)
         asyncio.run(replay_topic(run, topic_batches(
             bootstrap, topic, rejects, since_s, until_s, settle_s)))

@@ -39,6 +39,7 @@ from trafficlight.base.local_services import (
     free_port,
     stop_process,
 )
+from trafficlight.base.signals import stop_event_on_signals
 from trafficlight.streams.events import Target
 from trafficlight.tools import operations
 from trafficlight.tools.simulated_handlers import KnobBoard
@@ -146,11 +147,23 @@ def router_toml(options: DemoOptions, handlers_url: str, workdir: Path) -> Path:
 
 
 def worker_argv(options: DemoOptions) -> list[str]:
-    argv = ["worker", "--worker-id", "demo-worker", "--loglevel", "warning"]
+    return ["worker", "--worker-id", "demo-worker", "--loglevel", "warning"]
+
+
+async def start_rollout(database_url: str, options: DemoOptions) -> None:
+    """The demo's rollout in the database: the plan (its first step) or a fixed percentage."""
+    from trafficlight.base.durations import parse_duration_s
+    from trafficlight.tools import plan_operations
+
     if options.rollout_plan:
-        argv += ["--rollout-plan", options.rollout_plan, "--bake", options.bake,
-                 "--healthy-evaluations", str(options.healthy_evaluations)]
-    return argv
+        await plan_operations.set_plan(
+            database_url, plan_operations.parse_steps(options.rollout_plan),
+            parse_duration_s(options.bake), "Demo: the rollout plan", DEMO_ACTOR,
+            options.healthy_evaluations)
+        return
+    await operations.set_percentage(
+        database_url, Decimal(str(options.start_percentage)),
+        f"Demo: start the rollout at {options.start_percentage:g}%", DEMO_ACTOR)
 
 
 class Narrator:
@@ -180,12 +193,17 @@ class Narrator:
 
     async def _tell(self, conn: asyncpg.Connection) -> None:
         rows = await conn.fetch(
-            "SELECT id, percentage::float8 AS pct, enabled, created_by, notes "
-            "FROM webhook_routing_config WHERE id > $1 ORDER BY id", self._last_config_id)
+            "SELECT id, percentage::float8 AS pct, enabled, domain_overrides::text AS own, "
+            "created_by, notes FROM webhook_routing_config WHERE id > $1 ORDER BY id",
+            self._last_config_id)
         for row in rows:
             if self._last_config_id:
                 state = "enabled" if row["enabled"] else "DISABLED"
-                self._say(f"config v{row['id']}: {row['pct']:g}% {state} "
+                own = "".join(
+                    f", {domain} {float(s['percentage']):g}% "
+                    f"{'enabled' if s['enabled'] else 'DISABLED'}"
+                    for domain, s in sorted(orjson.loads(row["own"]).items()))
+                self._say(f"config v{row['id']}: {row['pct']:g}% {state}{own} "
                           f"by {row['created_by']}: {row['notes']}")
             self._last_config_id = row["id"]
         if not self._seen_verdict:
@@ -213,12 +231,7 @@ async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -
     say(f"INCIDENT: unified now fails {error_pct:g}% of webhooks; watch the rollback")
 
 
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+_stop_event = stop_event_on_signals
 
 
 async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
@@ -233,9 +246,7 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
         say(f"embedded Kafka at {running.bootstrap_servers}, Postgres at {running.database_url}")
         await ensure_topics(running.bootstrap_servers)
         await apply_migrations(running.database_url)
-        await operations.set_percentage(
-            running.database_url, Decimal(str(options.start_percentage)),
-            f"Demo: start the rollout at {options.start_percentage:g}%", DEMO_ACTOR)
+        await start_rollout(running.database_url, options)
         env = {settings.KAFKA_BOOTSTRAP_ENV: running.bootstrap_servers,
                settings.DATABASE_URL_ENV: running.database_url,
                "TRAFFICLIGHT_HOME": str(workdir)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 
 from trafficlight.base.errors import ConfigError, TrafficlightError
 
@@ -19,13 +20,14 @@ def knobs_url() -> str:
                           "start `trafficlight demo` from this folder first") from None
 
 
-def call_knobs(url: str, changes: dict | None) -> dict:
+def call_knobs(url: str, changes: dict[str, Any] | None) -> dict[str, Any]:
     data = None if changes is None else json.dumps(changes).encode()
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
     except urllib.error.HTTPError as exc:
         raise TrafficlightError(json.loads(exc.read() or b"{}").get("error", str(exc))) from None
     except (urllib.error.URLError, TimeoutError) as exc:

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+from trafficlight.base.routing_config import RoutingConfig
 from trafficlight.streams.verdicts import Health, Verdict
-from trafficlight.tools.operations import RoutingConfig
 
 #: Green / amber / red, as the runbook says; no data is dim, never green.
 VERDICT_COLOURS: dict[str, str] = {
@@ -26,13 +26,45 @@ def styled_verdict(verdict: str, width: int = 0) -> str:
 
 def config_summary(config: RoutingConfig) -> str:
     state = "ENABLED" if config.enabled else "DISABLED"
-    pct = f"{config.percentage.normalize():f}"
+    pct = f"{config.percentage:g}"
     return "\n".join([
-        f"Routing {state} at {pct}% of {', '.join(config.domains)} to unified "
-        f"(protected, always legacy: {', '.join(config.protected_domains)})",
-        f"Config version {config.id}, {_utc(config.created_at)} by {config.created_by}: "
+        f"Routing {state} at {pct}% of {', '.join(sorted(config.domains))} to unified "
+        f"(protected, always legacy: {', '.join(sorted(config.protected_domains))})",
+        *(f"  {domain}: {'enabled' if own.enabled else 'DISABLED'} at {own.percentage:g}% "
+          "(own setting)"
+          for domain, own in sorted(config.domain_overrides.items())),
+        f"Config version {config.version}, {_utc(config.created_at_utc)} by {config.created_by}: "
         f"{config.notes or '-'}",
     ])
+
+
+def plan_summary(status: dict[str, Any] | None) -> str:
+    """The rollout plan in force: step, bake, evidence, blockers (from plan_store.plan_status)."""
+    if status is None:
+        return "Rollout plan: none (set one with `trafficlight plan set 10,25,50,100 --bake 4h`)"
+    plan = status["plan"]
+    steps = ", ".join(f"{s:g}" for s in plan["steps"])
+    nxt = f"{plan['next_pct']:g}%" if plan["next_pct"] is not None else "none (last step)"
+    evidence = ", ".join(f"{d} {n}/{status['required_proceed']}"
+                         for d, n in sorted(status["evidence"].items())) or "-"
+    lines = [
+        f"Rollout plan v{plan['version']} {plan['state'].upper()}: step {plan['current_step']} "
+        f"of {len(plan['steps'])} at {plan['step_pct']:g}% (steps {steps}), next {nxt}",
+        f"Baked {_span(status['baked_s'])} of {_span(plan['bake_s'])}, "
+        f"left {_span(status['left_s'])}; proceed verdicts in a row: {evidence}",
+    ]
+    if status["ready"]:
+        lines.append("Ready to promote")
+    else:
+        lines.append("Blocked: " + "; ".join(b["message"] for b in status["blockers"]))
+    return "\n".join(lines)
+
+
+def _span(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def health_table(rows: list[dict[str, Any]]) -> str:

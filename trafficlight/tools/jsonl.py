@@ -27,7 +27,7 @@ def open_jsonl_for_writing(out: Path | None) -> Iterator[IO[bytes]]:
             return
         with gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw,
                            mtime=0) as compressed:
-            yield compressed
+            yield compressed  # type: ignore[misc]  # a GzipFile is a binary writer (IO[bytes])
 
 
 def write_events(sink: IO[bytes], events: Iterable[dict[str, Any]]) -> int:

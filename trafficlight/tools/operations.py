@@ -10,49 +10,20 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from trafficlight.base.db import connect
-from trafficlight.base.errors import InvalidInput, RefusedByDatabase
+from trafficlight.base.errors import InvalidInput, RefusedByDatabase, first_line
+from trafficlight.base.routing_config import RoutingConfig, fetch_current_config
+
+__all__ = ["Change", "RoutingConfig", "check_domain", "current_config", "health", "os_actor",
+           "rollback", "set_enabled", "set_percentage"]
 
 #: What ``rollback`` writes in front of the operator's reason, so the history shows it.
 ROLLBACK_NOTE_PREFIX = "Rollback: "
-
-_CURRENT_CONFIG_SQL = """
-    SELECT id, percentage, enabled, domains, protected_domains, notes, created_by, created_at
-    FROM webhook_routing_config ORDER BY created_at DESC, id DESC LIMIT 1
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingConfig:
-    """One row of ``webhook_routing_config``."""
-
-    id: int
-    percentage: Decimal
-    enabled: bool
-    domains: list[str]
-    protected_domains: list[str]
-    notes: str | None
-    created_by: str
-    created_at: datetime
-
-    @classmethod
-    def from_record(cls, row: asyncpg.Record) -> RoutingConfig:
-        return cls(**dict(row))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.id, "percentage": float(self.percentage), "enabled": self.enabled,
-            "domains": self.domains, "protected_domains": self.protected_domains,
-            "notes": self.notes, "created_by": self.created_by,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -74,7 +45,11 @@ def os_actor() -> str:
 
 
 async def current_config(conn: asyncpg.Connection) -> RoutingConfig:
-    return RoutingConfig.from_record(await conn.fetchrow(_CURRENT_CONFIG_SQL))
+    """The config in force; a database without a config row is not migrated."""
+    config = await fetch_current_config(conn)
+    if config is None:
+        raise InvalidInput("no routing config row: run `trafficlight migrate` first")
+    return config
 
 
 def check_domain(config: RoutingConfig, domain: str) -> None:
@@ -83,7 +58,8 @@ def check_domain(config: RoutingConfig, domain: str) -> None:
         return
     if domain in config.protected_domains:
         raise InvalidInput(f"domain {domain!r} is protected: it always goes to legacy")
-    raise InvalidInput(f"unknown domain {domain!r} (rollout domains: {', '.join(config.domains)})")
+    known = ", ".join(sorted(config.domains))
+    raise InvalidInput(f"unknown domain {domain!r} (rollout domains: {known})")
 
 
 async def health(conn: asyncpg.Connection, domain: str | None = None) -> list[dict[str, Any]]:
@@ -95,17 +71,29 @@ async def health(conn: asyncpg.Connection, domain: str | None = None) -> list[di
     return [dict(row) for row in rows]
 
 
-async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str) -> Change:
+async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: str,
+                         domain: str | None = None) -> Change:
+    """Every rollout domain (clearing per-domain settings), or only ``domain``."""
+    if domain is None:
+        return await _change(database_url, actor,
+                             "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
     return await _change(database_url, actor,
-                         "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
+                         "SELECT update_routing_percentage($1::numeric, $2, $3)", pct, reason,
+                         domain)
 
 
-async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str) -> Change:
+async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str,
+                      domain: str | None = None) -> Change:
+    """Every rollout domain (clearing per-domain settings), or only ``domain``."""
+    if domain is None:
+        return await _change(database_url, actor,
+                             "SELECT set_routing_enabled($1, $2)", enabled, reason)
     return await _change(database_url, actor,
-                         "SELECT set_routing_enabled($1, $2)", enabled, reason)
+                         "SELECT set_routing_enabled($1, $2, $3)", enabled, reason, domain)
 
 
-async def rollback(database_url: str, reason: str, actor: str) -> Change:
+async def rollback(database_url: str, reason: str, actor: str,
+                   domain: str | None = None) -> Change:
     """Send all traffic back to legacy now.
 
     This disables routing and keeps the percentage, as the runbook's emergency rollback does:
@@ -113,7 +101,12 @@ async def rollback(database_url: str, reason: str, actor: str) -> Change:
     lower step) resumes deliberately. An empty reason stays empty so the database refuses it.
     """
     note = f"{ROLLBACK_NOTE_PREFIX}{reason}" if reason.strip() else reason
-    return await set_enabled(database_url, False, note, actor)
+    return await set_enabled(database_url, False, note, actor, domain)
+
+
+async def change(database_url: str, actor: str, sql: str, *args: object) -> Change:
+    """Run one SQL change function as ``actor``; its NOTICEs and the config after it."""
+    return await _change(database_url, actor, sql, *args)
 
 
 async def _change(database_url: str, actor: str, sql: str, *args: object) -> Change:
@@ -127,12 +120,8 @@ async def _change(database_url: str, actor: str, sql: str, *args: object) -> Cha
             config = await current_config(conn)
     except asyncpg.PostgresError as exc:
         # Refusals are RAISE EXCEPTION / CHECK violations: the first line says it all.
-        raise RefusedByDatabase(f"refused by the database: {_first_line(exc)}") from None
+        raise RefusedByDatabase(f"refused by the database: {first_line(exc)}") from None
     finally:
         await conn.close()
     return Change(notice="; ".join(notices), config=config)
 
-
-def _first_line(exc: asyncpg.PostgresError) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return message.splitlines()[0]

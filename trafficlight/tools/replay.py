@@ -9,14 +9,14 @@ Several `--thresholds` files run side by side over the same decoded events.
 Output: `jsonl` is one verdict per line per (domain, routed_to) per evaluation (with a
 `thresholds` field when several sets run), a summary line per set on stderr; `table` prints the
 comparison: evaluations, rollbacks, time in hold, and per labelled incident the time to detect
-(first rollback; first hold for incidents named `shared...`), plus false rollbacks.
+(first rollback; first hold for incidents that must not roll back: a sidecar's, or those
+named `shared...`), plus false rollbacks.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -24,29 +24,15 @@ import click
 import numpy as np
 import orjson
 
-from trafficlight.base.errors import ConfigError, CorruptInput
+from trafficlight.base.errors import CorruptInput
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Decision, Verdict
+from trafficlight.tools.simulate import Incident
 
 #: Corrupt lines reported one by one before only counting the rest.
 MAX_REPORTED_REJECTS = 10
-
-
-@dataclass(slots=True)
-class Incident:
-    """A labelled stretch of events in one domain (first and last labelled event time)."""
-
-    label: str
-    domain: str
-    start_s: float
-    end_s: float
-
-    @property
-    def shared(self) -> bool:
-        """Both targets regress: the right decision is hold, not rollback."""
-        return "shared" in self.label
 
 
 @dataclass(slots=True)
@@ -79,17 +65,17 @@ class SetSummary:
 
     def detection_s(self, incident: Incident) -> float | None:
         """Seconds from the incident's first event to the decision expected for it."""
-        if incident.shared:
-            times = self.first_hold.get(incident.domain, [])
-        else:
+        if incident.must_roll_back:
             times = [t for d, t in self.rollback_times if d == incident.domain]
-        after = [t for t in times if t >= incident.start_s]
-        return min(after) - incident.start_s if after else None
+        else:
+            times = self.first_hold.get(incident.domain, [])
+        after = [t for t in times if t >= incident.start_ts]
+        return min(after) - incident.start_ts if after else None
 
     def false_rollbacks(self, incidents: list[Incident], window_s: int) -> int:
-        """Rollbacks outside every unshared incident of their domain (plus one window)."""
+        """Rollbacks outside every must-roll-back incident of their domain (plus one window)."""
         return sum(
-            not any(i.domain == d and not i.shared and i.start_s <= t <= i.end_s + window_s
+            not any(i.domain == d and i.must_roll_back and i.start_ts <= t <= i.end_ts + window_s
                     for i in incidents)
             for d, t in self.rollback_times
         )
@@ -113,23 +99,6 @@ class RejectLog:
                 click.echo(f"skipped {line}", err=True)
 
 
-def parse_time_s(text: str | None) -> float | None:
-    """Epoch seconds or an ISO 8601 time (UTC when no zone is given)."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"not a time: {text!r} (epoch seconds or ISO 8601)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 def _in_range(batch: EventBatch, since_s: float | None, until_s: float | None) -> EventBatch:
     if since_s is None and until_s is None:
         return batch
@@ -141,36 +110,42 @@ def _in_range(batch: EventBatch, since_s: float | None, until_s: float | None) -
     return batch if mask.all() else batch.take(np.flatnonzero(mask))
 
 
-def _track_incidents(batch: EventBatch, incidents: dict[tuple[str, str], Incident]) -> None:
+def _track_labels(batch: EventBatch, spans: dict[tuple[str, str], list[float]]) -> None:
+    """First and last event time of each (label, domain) seen."""
     if not any(batch.label):
         return
     for i, label in enumerate(batch.label):
         if label is None:
             continue
         ts = float(batch.ts_s[i])
-        found = incidents.get((label, batch.domain[i]))
-        if found is None:
-            incidents[(label, batch.domain[i])] = Incident(label, batch.domain[i], ts, ts)
+        span = spans.get((label, batch.domain[i]))
+        if span is None:
+            spans[(label, batch.domain[i])] = [ts, ts]
         else:
-            found.start_s, found.end_s = min(found.start_s, ts), max(found.end_s, ts)
+            span[0], span[1] = min(span[0], ts), max(span[1], ts)
 
 
 class Replay:
     """Each thresholds set's judges (one per partition) fed batch by batch; jsonl to `emit`.
 
     Incremental, so file and topic input both stream: nothing but the judges' windows is kept.
+    Incidents are the given ones (a scenario's sidecar) or, without them, what the labels of
+    the events show (`Incident.from_labels`).
     """
 
-    def __init__(self, sets: list[ThresholdSet], emit: IO[bytes] | None) -> None:
+    def __init__(self, sets: list[ThresholdSet], emit: IO[bytes] | None,
+                 incidents: list[Incident] | None = None) -> None:
         self.sets = sets
         self.emit = emit
         self.summaries = [SetSummary(s.name, s.settings.step_s) for s in sets]
         self._judges: list[dict[int, Judge]] = [{} for _ in sets]
-        self._incidents: dict[tuple[str, str], Incident] = {}
+        self._known = incidents
+        self._spans: dict[tuple[str, str], list[float]] = {}
 
     def feed(self, partition: int, batch: EventBatch) -> None:
         """The next events of `partition`, in its order."""
-        _track_incidents(batch, self._incidents)
+        if self._known is None:
+            _track_labels(batch, self._spans)
         tag = len(self.sets) > 1
         for thresholds, by_partition, summary in zip(
                 self.sets, self._judges, self.summaries, strict=True):
@@ -184,7 +159,10 @@ class Replay:
                                          for v in verdicts))
 
     def incidents(self) -> list[Incident]:
-        return sorted(self._incidents.values(), key=lambda i: (i.start_s, i.domain))
+        found = self._known if self._known is not None else [
+            Incident.from_labels(label, domain, first, last)
+            for (label, domain), (first, last) in self._spans.items()]
+        return sorted(found, key=lambda i: (i.start_ts, i.domain))
 
 
 def replay(
@@ -274,12 +252,12 @@ def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
         ("time in hold", [f"{s.hold_s:.0f} s" for s in summaries]),
     ]
     for incident in incidents:
-        expected = Decision.HOLD if incident.shared else Decision.ROLLBACK
+        expected = Decision.ROLLBACK if incident.must_roll_back else Decision.HOLD
         cells = []
         for s in summaries:
             found = s.detection_s(incident)
             cells.append("missed" if found is None else f"{found:.1f} s")
-        rows.append((f"{incident.label} ({incident.domain}) -> {expected}", cells))
+        rows.append((f"{incident.name} ({incident.domain}) -> {expected}", cells))
     if incidents:
         rows.append(("false rollbacks",
                      [str(s.false_rollbacks(incidents, window_s)) for s in summaries]))

@@ -2,30 +2,35 @@
 
 Each ``webhook_routing_config`` row in force during ``[since, until)`` is a step, from its
 ``created_at`` (or ``since``) to the next row's (or ``until``). Per step and target, over the
-step's rollout domains: requests, errors, error rate and exact P95 (``percentile_cont``), judged
-against the runbook's success criteria (unified error rate < 0.1 %, P95 < 2000 ms):
+step's rollout domains: requests, errors, error rate and exact P95 (``percentile_cont``), checked
+against the runbook's success criteria, which are the thresholds file's warning limits (by
+default unified error rate < 0.1 %, P95 < 2000 ms; a domain's overrides apply to its rows):
 
-- no unified requests in the step: ``hold`` (nothing to judge);
-- unified meets both criteria: ``proceed``;
-- otherwise: ``rollback``.
+- no unified requests in the step: criteria ``no_traffic``, decision ``hold`` (nothing to judge);
+- unified meets both criteria: ``met``, ``proceed``;
+- otherwise: ``missed``, ``rollback``.
+
+This is the report's own rule over a whole step, not the workers' windowed verdicts: `Criteria`
+names what it checks; the decision is what those criteria call for.
 
 The step's ``outcome`` says what the operators actually did next (the next row's notes).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
 from trafficlight.base.db import connect
 from trafficlight.streams.events import ROUTED_TO, Target
+from trafficlight.streams.thresholds import Thresholds, ThresholdSet
+from trafficlight.streams.verdicts import Decision
 
-TARGET_ERROR_PCT = 0.1
-TARGET_P95_MS = 2000.0
 #: Plain str keys (JSON objects need them), unified first.
 TARGETS: tuple[str, ...] = tuple(t.value for t in ROUTED_TO)
 
@@ -78,6 +83,19 @@ _TIMELINE_SQL = _STEPS_CTE + """
 """
 
 
+class Criteria(StrEnum):
+    """How unified's traffic in a step measured against the success criteria."""
+
+    MET = "met"
+    MISSED = "missed"
+    NO_TRAFFIC = "no_traffic"
+
+
+#: What each outcome of the criteria calls for.
+CRITERIA_DECISION = {Criteria.MET: Decision.PROCEED, Criteria.MISSED: Decision.ROLLBACK,
+                     Criteria.NO_TRAFFIC: Decision.HOLD}
+
+
 @dataclass(frozen=True, slots=True)
 class Figures:
     """One target's traffic in a step (all of the step's domains, or one)."""
@@ -90,13 +108,13 @@ class Figures:
     def error_pct(self) -> float | None:
         return 100.0 * self.errors / self.requests if self.requests else None
 
-    @property
-    def error_ok(self) -> bool:
-        return self.error_pct is not None and self.error_pct < TARGET_ERROR_PCT
+    def error_ok(self, limits: Thresholds) -> bool:
+        """Error rate under the success criterion (the warning limit)."""
+        return self.error_pct is not None and self.error_pct < limits.warning_error_pct
 
-    @property
-    def p95_ok(self) -> bool:
-        return self.p95_ms is not None and self.p95_ms < TARGET_P95_MS
+    def p95_ok(self, limits: Thresholds) -> bool:
+        """P95 under the success criterion (the warning limit)."""
+        return self.p95_ms is not None and self.p95_ms < limits.warning_p95_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "errors": self.errors, "error_pct": self.error_pct,
@@ -122,25 +140,36 @@ class Step:
     totals: dict[str, Figures]
     #: (domain, target) -> figures.
     per_domain: dict[tuple[str, str], Figures]
+    #: The thresholds file the criteria come from (its default limits judge the totals).
+    thresholds: ThresholdSet = field(default_factory=ThresholdSet)
 
     @property
-    def decision(self) -> str:
+    def limits(self) -> Thresholds:
+        return self.thresholds.default
+
+    @property
+    def criteria(self) -> Criteria:
         unified = self.totals[Target.UNIFIED]
         if unified.requests == 0:
-            return "hold"
-        if unified.error_ok and unified.p95_ok:
-            return "proceed"
-        return "rollback"
+            return Criteria.NO_TRAFFIC
+        if unified.error_ok(self.limits) and unified.p95_ok(self.limits):
+            return Criteria.MET
+        return Criteria.MISSED
+
+    @property
+    def decision(self) -> Decision:
+        """What the criteria call for (SPEC: the report's decision per step)."""
+        return CRITERIA_DECISION[self.criteria]
 
     @property
     def missed(self) -> list[str]:
         """Which success criteria unified missed, in words."""
-        unified = self.totals[Target.UNIFIED]
+        unified, limits = self.totals[Target.UNIFIED], self.limits
         out = []
-        if unified.requests and not unified.error_ok:
-            out.append(f"error rate {unified.error_pct:.3f}% >= {TARGET_ERROR_PCT}%")
-        if unified.requests and not unified.p95_ok:
-            out.append(f"P95 {unified.p95_ms:.0f} ms >= {TARGET_P95_MS:.0f} ms")
+        if unified.requests and not unified.error_ok(limits):
+            out.append(f"error rate {unified.error_pct:.3f}% >= {limits.warning_error_pct}%")
+        if unified.requests and not unified.p95_ok(limits):
+            out.append(f"P95 {unified.p95_ms:.0f} ms >= {limits.warning_p95_ms:.0f} ms")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +178,7 @@ class Step:
             "enabled": self.enabled, "domains": self.domains, "notes": self.notes,
             "created_by": self.created_by, "start": self.start.isoformat(),
             "end": self.end.isoformat(), "outcome": self.outcome, "outcome_by": self.outcome_by,
-            "decision": self.decision, "missed": self.missed,
+            "criteria": self.criteria, "decision": self.decision, "missed": self.missed,
             "totals": {target: f.to_dict() for target, f in self.totals.items()},
             "per_domain": [{"domain": d, "routed_to": t, **f.to_dict()}
                            for (d, t), f in self.per_domain.items()],
@@ -172,11 +201,17 @@ class RolloutReport:
     steps: list[Step]
     timeline: list[TimelinePoint]
     bucket: timedelta
+    thresholds: ThresholdSet = field(default_factory=ThresholdSet)
+
+    @property
+    def limits(self) -> Thresholds:
+        return self.thresholds.default
 
     def to_dict(self) -> dict[str, Any]:
         """The steps, for scripts (the chart's series stay out: they are for the image)."""
         return {"since": self.since.isoformat(), "until": self.until.isoformat(),
-                "targets": {"error_pct": TARGET_ERROR_PCT, "p95_ms": TARGET_P95_MS},
+                "targets": {"error_pct": self.limits.warning_error_pct,
+                            "p95_ms": self.limits.warning_p95_ms},
                 "steps": [step.to_dict() for step in self.steps]}
 
 
@@ -190,8 +225,13 @@ def chart_bucket(since: datetime, until: datetime) -> timedelta:
 
 
 async def build_report(database_url: str, since: datetime, until: datetime,
-                       bucket: timedelta | None = None) -> RolloutReport:
-    """Every step in ``[since, until)`` with its figures, and the chart's time series."""
+                       bucket: timedelta | None = None,
+                       thresholds: ThresholdSet | None = None) -> RolloutReport:
+    """Every step in ``[since, until)`` with its figures, and the chart's time series.
+
+    The success criteria are ``thresholds``' warning limits (the SPEC defaults when None).
+    """
+    thresholds = thresholds or ThresholdSet()
     bucket = bucket or chart_bucket(since, until)
     conn = await connect(database_url)
     try:
@@ -202,14 +242,15 @@ async def build_report(database_url: str, since: datetime, until: datetime,
     finally:
         await conn.close()
     return RolloutReport(
-        since=since, until=until, bucket=bucket,
-        steps=[_step(row, figure_rows) for row in step_rows],
+        since=since, until=until, bucket=bucket, thresholds=thresholds,
+        steps=[_step(row, figure_rows, thresholds) for row in step_rows],
         timeline=[TimelinePoint(r["bucket_start"], r["routed_to"], r["requests"],
                                 float(r["error_pct"]), r["p95_ms"]) for r in timeline_rows],
     )
 
 
-def _step(row: asyncpg.Record, figure_rows: list[asyncpg.Record]) -> Step:
+def _step(row: asyncpg.Record, figure_rows: list[asyncpg.Record],
+          thresholds: ThresholdSet) -> Step:
     totals = {target: Figures() for target in TARGETS}
     per_domain: dict[tuple[str, str], Figures] = {}
     for figure in figure_rows:
@@ -224,7 +265,7 @@ def _step(row: asyncpg.Record, figure_rows: list[asyncpg.Record]) -> Step:
         version=row["id"], percentage=row["percentage"], enabled=row["enabled"],
         domains=list(row["domains"]), notes=row["notes"], created_by=row["created_by"],
         start=row["step_start"], end=row["step_end"], outcome=row["next_notes"],
-        outcome_by=row["next_by"], totals=totals,
+        outcome_by=row["next_by"], totals=totals, thresholds=thresholds,
         per_domain=dict(sorted(per_domain.items(), key=_unified_first)),
     )
 

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from trafficlight.streams.events import Target
-from trafficlight.tools.report import TARGET_ERROR_PCT, TARGET_P95_MS, TARGETS, RolloutReport
+from trafficlight.tools.report import TARGETS, RolloutReport
 
-_COLOURS = {Target.UNIFIED: "tab:blue", Target.LEGACY: "tab:gray"}
+_COLOURS: dict[str, str] = {Target.UNIFIED: "tab:blue", Target.LEGACY: "tab:gray"}
 
 
 def write_chart(report: RolloutReport, out: Path) -> Path:
@@ -32,10 +32,11 @@ def write_chart(report: RolloutReport, out: Path) -> Path:
                        label=target, color=_COLOURS[target], linewidth=1.4)
         p95_ax.plot(times, [points[t].p95_ms if t in points else math.nan for t in times],
                     label=target, color=_COLOURS[target], linewidth=1.4)
-    errors_ax.axhline(TARGET_ERROR_PCT, color="tab:red", linestyle="--", linewidth=1,
-                      label=f"target < {TARGET_ERROR_PCT}%")
-    p95_ax.axhline(TARGET_P95_MS, color="tab:red", linestyle="--", linewidth=1,
-                   label=f"target < {TARGET_P95_MS:.0f} ms")
+    limits = report.limits
+    errors_ax.axhline(limits.warning_error_pct, color="tab:red", linestyle="--", linewidth=1,
+                      label=f"target < {limits.warning_error_pct}%")
+    p95_ax.axhline(limits.warning_p95_ms, color="tab:red", linestyle="--", linewidth=1,
+                   label=f"target < {limits.warning_p95_ms:.0f} ms")
     for step in report.steps:
         label = f"{step.percentage.normalize():f}%" + ("" if step.enabled else " off")
         for ax in (errors_ax, p95_ax):
@@ -49,7 +50,8 @@ def write_chart(report: RolloutReport, out: Path) -> Path:
     errors_ax.set_title(f"Rollout {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M}"
                         f" UTC, {int(report.bucket.total_seconds() // 60)}-minute buckets")
     p95_ax.set_xlabel("time (UTC)")
-    p95_ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
+    hours = mdates.DateFormatter("%H:%M", tz="UTC")  # type: ignore[no-untyped-call]
+    p95_ax.xaxis.set_major_formatter(hours)
     for ax in (errors_ax, p95_ax):
         ax.set_ylim(bottom=0)
         ax.set_xlim(report.since, report.until)

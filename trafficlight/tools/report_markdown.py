@@ -5,29 +5,35 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from trafficlight.streams.events import Target
-from trafficlight.tools.report import TARGET_ERROR_PCT, TARGET_P95_MS, Figures, RolloutReport, Step
+from trafficlight.tools.report import Criteria, Figures, RolloutReport, Step
 
 _MARK = {True: "✅", False: "❌"}
+_CRITERIA = {Criteria.MET: "met", Criteria.MISSED: "missed",
+             Criteria.NO_TRAFFIC: "no unified traffic to judge"}
 
 
 def render_markdown(report: RolloutReport, chart_path: str | None = None) -> str:
+    limits = report.limits
     lines = [
         f"# Rollout report: {_utc(report.since)} to {_utc(report.until)} UTC",
         "",
-        f"Success criteria per step (unified): error rate < {TARGET_ERROR_PCT}%, "
-        f"P95 < {TARGET_P95_MS:.0f} ms. Figures are exact, from `webhook_routing_logs` over "
-        "the step's rollout domains; steps are the rows of `webhook_routing_config`.",
+        f"Success criteria per step (unified; the warning limits of thresholds "
+        f"`{report.thresholds.name}`): error rate < {limits.warning_error_pct}%, "
+        f"P95 < {limits.warning_p95_ms:.0f} ms. Figures are exact, from `webhook_routing_logs` "
+        "over the step's rollout domains; steps are the rows of `webhook_routing_config`.",
         "",
         "| Step | From | To | Routing | Unified req | Legacy req | Unified error % | "
-        "Legacy error % | Unified P95 ms | Legacy P95 ms | Decision |",
-        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "Legacy error % | Unified P95 ms | Legacy P95 ms | Unified vs criteria | "
+        "Criteria call for |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for number, step in enumerate(report.steps, start=1):
         unified, legacy = step.totals[Target.UNIFIED], step.totals[Target.LEGACY]
         lines.append(
             f"| {number} | {_utc(step.start)} | {_utc(step.end)} | {_routing(step)} | "
             f"{unified.requests} | {legacy.requests} | {_pct(unified)} | {_pct(legacy)} | "
-            f"{_ms(unified)} | {_ms(legacy)} | **{step.decision}** |"
+            f"{_ms(unified)} | {_ms(legacy)} | {_CRITERIA[step.criteria]} | "
+            f"**{step.decision}** |"
         )
     if chart_path is not None:
         lines += ["", f"![Error rate and P95 per target over time]({chart_path})"]
@@ -49,19 +55,19 @@ def _step_section(number: int, step: Step) -> list[str]:
         f"- **Domains:** {', '.join(step.domains)}",
         "",
         "| Domain | Target | Requests | Errors | Error rate | P95 ms | "
-        f"Error < {TARGET_ERROR_PCT}% | P95 < {TARGET_P95_MS:.0f} ms |",
+        f"Error < {step.limits.warning_error_pct}% | P95 < {step.limits.warning_p95_ms:.0f} ms |",
         "|---|---|---:|---:|---:|---:|:---:|:---:|",
     ]
     rows = [(("all", target), figures) for target, figures in step.totals.items()]
     rows += list(step.per_domain.items())
     for (domain, target), figures in rows:
-        checks = (f"{_MARK[figures.error_ok]} | {_MARK[figures.p95_ok]}" if figures.requests
-                  else "- | -")
+        limits = step.limits if domain == "all" else step.thresholds.for_domain(domain)
+        checks = (f"{_MARK[figures.error_ok(limits)]} | {_MARK[figures.p95_ok(limits)]}"
+                  if figures.requests else "- | -")
         lines.append(f"| {domain} | {target} | {figures.requests} | {figures.errors} | "
                      f"{_pct(figures)} | {_ms(figures)} | {checks} |")
-    why = "; ".join(step.missed) if step.missed else (
-        "criteria met" if step.decision == "proceed" else "no unified traffic to judge")
-    lines += ["", f"**Decision: {step.decision}** ({why})"]
+    why = "; ".join(step.missed) if step.missed else _CRITERIA[step.criteria]
+    lines += ["", f"**Decision: {step.decision}** (criteria: {why})"]
     return lines
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from trafficlight.base.errors import first_line
 from trafficlight.streams.events import Target
 
 TARGETS = (Target.LEGACY.value, Target.UNIFIED.value)
@@ -97,7 +98,7 @@ async def set_knobs(request: web.Request) -> web.Response:
     try:
         board.update(orjson.loads(await request.read()))
     except (orjson.JSONDecodeError, ValueError) as exc:
-        return web.json_response({"error": str(exc).splitlines()[0]}, status=400)
+        return web.json_response({"error": first_line(exc)}, status=400)
     return web.json_response(board.to_dict())
 
 

@@ -155,7 +155,56 @@ async def test_live_stream_sends_snapshots_and_ends_when_the_dashboard_shuts_dow
     ({"enabled": True, "percentage": 10}, {"enabled": True, "percentage": 25}, "promotion"),
     ({"enabled": True, "percentage": 25}, {"enabled": True, "percentage": 10}, "reduction"),
     ({"enabled": True, "percentage": 25}, {"enabled": True, "percentage": 25}, "note"),
+    ({"enabled": True, "percentage": 25, "domains": ["jobs", "property"]},
+     {"enabled": True, "percentage": 25, "domains": ["jobs", "property"],
+      "domain_overrides": {"jobs": {"percentage": 25, "enabled": False}}}, "rollback"),
+    ({"enabled": True, "percentage": 25, "domains": ["jobs"],
+      "domain_overrides": {"jobs": {"percentage": 25, "enabled": False}}},
+     {"enabled": True, "percentage": 25, "domains": ["jobs"]}, "enable"),
 ])
 def test_config_changes_are_marked_by_what_they_did(
         before: dict | None, after: dict, kind: str) -> None:
     assert config_change_kind(before, after) == kind
+
+
+async def test_rollback_of_one_domain_leaves_the_others_routing(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    await db.execute("SELECT update_routing_percentage(10, 'start')")
+    status, _ = await _post(f"{running_dashboard.url}/api/rollback",
+                            {"reason": "jobs errors", "domain": "jobs"}, running_dashboard.token)
+    assert status == 200
+    rows = await db.fetch("SELECT domain, enabled FROM webhook_routing_domains")
+    assert {r["domain"]: r["enabled"] for r in rows} == {
+        "jobs": False, "marketplace": True, "property": True}
+
+
+@pytest.mark.parametrize(("action", "body", "message"), [
+    ("promote", {"reason": "go"}, "no rollout plan: set one first"),
+    ("set", {"steps": "50,10", "bake": "1h"}, "steps must rise: 10 after 50"),
+    ("set", {"steps": "10,50", "bake": "soon"}, "not a duration: 'soon'"),
+    ("set", {"bake": "1h"}, "steps (e.g. 10,25,50,100) and bake (e.g. 4h) are required"),
+])
+async def test_refused_plan_changes_answer_400_with_one_line(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection,
+        action: str, body: dict, message: str) -> None:
+    status, answer = await _post(f"{running_dashboard.url}/api/plan/{action}", body,
+                                 running_dashboard.token)
+    assert status == 400
+    assert message in answer["error"]
+    assert "\n" not in answer["error"]
+    assert await db.fetchval("SELECT count(*) FROM webhook_rollout_plan") == 0
+
+
+async def test_the_snapshot_carries_the_plan_and_each_domains_setting(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    await db.execute("SELECT set_rollout_plan('{10,25}', '1 hour', 'rollout day')")
+    await db.execute("SELECT set_routing_enabled(false, 'jobs errors', 'jobs')")
+
+    state = await _state_when(running_dashboard.url,
+                              lambda s: s["plan"] is not None and not s["domains"][0]["enabled"])
+
+    assert state["plan"]["plan"]["step_pct"] == 10
+    assert [b["kind"] for b in state["plan"]["blockers"]] == [
+        "not_baked", "not_enough_evidence", "not_enough_evidence"]
+    assert state["domains"][0] == {"domain": "jobs", "percentage": 10.0, "enabled": False,
+                                   "overridden": True}

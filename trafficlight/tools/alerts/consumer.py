@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from trafficlight.base import settings
-from trafficlight.base.errors import ServiceStartError
+from trafficlight.base.errors import ServiceStartError, first_line
 from trafficlight.streams.verdicts import BadVerdict, decode_verdicts
 from trafficlight.tools.alerts.changes import ChangeDetector, slack_message
 from trafficlight.tools.alerts.delivery import AlertSender, RetryPolicy
@@ -59,7 +59,7 @@ class VerdictAlerts:
         except BadVerdict as exc:
             self.bad_records += 1
             log.warning("alerts: skipped a record that is not a verdict: %s",
-                        str(exc).splitlines()[0])
+                        first_line(exc))
 
 
 async def run_alerts(config: AlertSettings, stop: asyncio.Event) -> VerdictAlerts:

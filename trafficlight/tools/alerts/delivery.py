@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from trafficlight.base.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ class RetryPolicy:
         """Wait before the next attempt: doubling from first_delay_s, capped; Retry-After wins."""
         if retry_after_s is not None:
             return min(max(retry_after_s, 0.0), self.max_delay_s)
-        return min(self.first_delay_s * 2 ** (failed_attempts - 1), self.max_delay_s)
+        return Backoff(self.first_delay_s, self.max_delay_s).delay_s(failed_attempts)
 
 
 @dataclass

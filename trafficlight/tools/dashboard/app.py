@@ -25,9 +25,13 @@ import orjson
 from aiohttp import web
 
 from trafficlight.base.db import create_pool, redact
-from trafficlight.base.errors import TrafficlightError
+from trafficlight.base.errors import TrafficlightError, first_line
 from trafficlight.streams.thresholds import ThresholdSet
-from trafficlight.tools.dashboard.controls import ControlRefused, apply_control
+from trafficlight.tools.dashboard.controls import (
+    ControlRefused,
+    apply_control,
+    apply_plan_control,
+)
 from trafficlight.tools.dashboard.snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
@@ -79,7 +83,7 @@ class SnapshotFeed:
                                                thresholds=self._settings.thresholds)
             self.error = None
         except _READ_ERRORS as exc:  # keep serving the last snapshot; say why once
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             if self.error != reason:
                 log.warning("dashboard: cannot read %s: %s",
                             redact(self._settings.database_url), reason)
@@ -179,6 +183,18 @@ async def control(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+async def plan_control(request: web.Request) -> web.Response:
+    if not is_authorized(request):
+        return _json({"error": "a valid dashboard token is required for controls"}, 401)
+    try:
+        await apply_plan_control(request.app[SETTINGS].database_url,
+                                 request.match_info["action"], await _body(request))
+    except ControlRefused as exc:
+        return _json({"error": str(exc)}, 400)
+    request.app[FEED].poke()
+    return _json({"ok": True})
+
+
 async def knobs(request: web.Request) -> web.Response:
     """Relay to the simulated handlers' knobs; reading is open, changing needs the token."""
     settings = request.app[SETTINGS]
@@ -222,6 +238,7 @@ def create_app(settings: DashboardSettings) -> web.Application:
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/stream", stream)
     app.router.add_post("/api/{action:percentage|enable|disable|rollback}", control)
+    app.router.add_post("/api/plan/{action:set|promote|pause|resume|abort}", plan_control)
     app.router.add_route("*", "/api/knobs", knobs)
     app.router.add_static("/static", STATIC_DIR)
     return app

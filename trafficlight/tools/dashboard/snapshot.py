@@ -10,7 +10,9 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 
+from trafficlight.streams.plan_store import plan_status
 from trafficlight.streams.thresholds import ThresholdSet
 
 #: Config rows shown as history.
@@ -20,12 +22,19 @@ TIMELINE_ROWS = 100
 
 _CONFIG_COLUMNS = """
     id, percentage::float8 AS percentage, enabled, domains, protected_domains, notes,
-    created_by, extract(epoch FROM created_at)::float8 AS created_at
+    created_by, extract(epoch FROM created_at)::float8 AS created_at,
+    domain_overrides::text AS domain_overrides
 """
 
 _HISTORY = f"""
 SELECT {_CONFIG_COLUMNS} FROM webhook_routing_config
 ORDER BY created_at DESC, id DESC LIMIT $1
+"""
+
+# Each rollout domain's setting in force (its own, or the all-domains one).
+_DOMAINS = """
+SELECT domain, percentage::float8 AS percentage, enabled, overridden
+FROM webhook_routing_domains ORDER BY domain
 """
 
 # Bucket aggregates as the workers' sink upserts them; the open bucket is included, so the
@@ -75,6 +84,12 @@ def config_change_kind(previous: dict[str, Any] | None, row: dict[str, Any]) -> 
         return "rollback"
     if row["enabled"] and not previous["enabled"]:
         return "enable"
+    # One domain taken back or put back on its own (a per-domain setting).
+    was, now = _domains_on(previous), _domains_on(row)
+    if was - now:
+        return "rollback"
+    if now - was:
+        return "enable"
     if row["percentage"] > previous["percentage"]:
         return "promotion"
     if row["percentage"] < previous["percentage"]:
@@ -82,7 +97,15 @@ def config_change_kind(previous: dict[str, Any] | None, row: dict[str, Any]) -> 
     return "note"
 
 
-def thresholds_by_domain(thresholds: ThresholdSet, domains: list[str]) -> dict[str, dict]:
+def _domains_on(row: dict[str, Any]) -> set[str]:
+    """The rollout domains routing in a history row, per-domain settings applied."""
+    overrides = row.get("domain_overrides") or {}
+    return {d for d in row.get("domains") or ()
+            if overrides.get(d, {}).get("enabled", row["enabled"])}
+
+
+def thresholds_by_domain(thresholds: ThresholdSet,
+                         domains: list[str]) -> dict[str, dict[str, float]]:
     """The four SPEC limits per domain, overrides applied: the lines the charts draw."""
     limits = {}
     for domain in domains:
@@ -100,8 +123,11 @@ def _rate(requests: int, start_s: float, end_s: float, now_s: float) -> float:
     return requests / elapsed_s
 
 
-def _series(rows: list[asyncpg.Record], now_s: float) -> dict[str, dict[str, dict[str, list]]]:
-    series: dict[str, dict[str, dict[str, list]]] = {}
+Series = dict[str, dict[str, dict[str, list[float | None]]]]
+
+
+def _series(rows: list[asyncpg.Record], now_s: float) -> Series:
+    series: Series = {}
     for row in rows:
         target = series.setdefault(row["domain"], {}).setdefault(
             row["routed_to"], {"t": [], "rps": [], "error_pct": [], "p95_ms": []}
@@ -131,7 +157,8 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
     """Everything the page draws, as of now."""
     now_s = time.time()
     since_s = now_s - history_s
-    history = [dict(r) for r in await conn.fetch(_HISTORY, HISTORY_ROWS)]
+    history = [dict(r, domain_overrides=orjson.loads(r["domain_overrides"] or "{}"))
+               for r in await conn.fetch(_HISTORY, HISTORY_ROWS)]
     chronological = list(reversed(history))
     for previous, row in zip([None, *chronological], chronological, strict=False):
         row["kind"] = config_change_kind(previous, row)
@@ -146,4 +173,6 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
         "series": _series(await conn.fetch(_SERIES, since_s), now_s),
         "latest": _latest(await conn.fetch(_LATEST), now_s),
         "timeline": [dict(r, reasons=list(r["reasons"] or [])) for r in changes],
+        "domains": [dict(r) for r in await conn.fetch(_DOMAINS)],
+        "plan": await plan_status(conn),
     }

@@ -216,6 +216,7 @@ function render(snap) {
   renderCharts(snap);
   renderTimeline(snap);
   renderHistory(snap.history || []);
+  if (typeof renderPlan === "function") renderPlan(snap);
   const knobsBox = $("#knobs");
   if (snap.knobs_enabled && knobsBox.hidden) {
     knobsBox.hidden = false;
@@ -262,12 +263,15 @@ function wireControls() {
     const body = { percentage: Number($("#percentage-input").value) };
     const reason = $("#reason").value.trim();
     if (reason) body.reason = reason;
+    if ($("#domain-select").value) body.domain = $("#domain-select").value;
     post("/api/percentage", body);
   });
   for (const action of ["enable", "disable", "rollback"]) {
     document.querySelector(`button[data-action="${action}"]`).addEventListener("click", () => {
       const reason = $("#reason").value.trim();
-      post(`/api/${action}`, reason ? { reason } : {});
+      const body = reason ? { reason } : {};
+      if ($("#domain-select").value) body.domain = $("#domain-select").value;
+      post(`/api/${action}`, body);
     });
   }
   $("#knobs-apply").addEventListener("click", async () => {
