@@ -86,22 +86,22 @@ async def test_apache_kafka_keeps_topics_and_records_across_a_stop_and_a_crash(
 @pytest.mark.timeout(180)
 def test_apache_kafka_dies_with_the_process_that_started_it(service_dir: Path) -> None:
     data_dir = service_dir / "kafka"
-    parent = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             from trafficlight.base.local_services import ApacheKafkaBroker
             broker = ApacheKafkaBroker({str(data_dir)!r}).start()
             print(broker.bootstrap_servers, flush=True)
             time.sleep(600)
-        """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert parent.stdout is not None
-        address = parent.stdout.readline().strip()
-        assert address.startswith("127.0.0.1:")
-        assert len(_processes_mentioning(str(data_dir / "server.properties"))) == 1
-    finally:
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
+        """)], stdout=subprocess.PIPE, text=True) as parent:  # the with block closes its pipe
+        try:
+            assert parent.stdout is not None
+            address = parent.stdout.readline().strip()
+            assert address.startswith("127.0.0.1:")
+            assert len(_processes_mentioning(str(data_dir / "server.properties"))) == 1
+        finally:
+            parent.send_signal(signal.SIGKILL)
+            parent.wait()
 
     assert _wait_until_gone(str(data_dir / "server.properties"), timeout_s=60) == []
 
@@ -109,19 +109,19 @@ def test_apache_kafka_dies_with_the_process_that_started_it(service_dir: Path) -
 @needs_java
 @pytest.mark.timeout(180)
 def test_services_command_runs_apache_kafka_and_stops_it_on_sigterm(service_dir: Path) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "trafficlight.cli", "services", "--kafka", "apache",
          "--data-dir", str(service_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        lines = [proc.stdout.readline().strip() for _ in range(2)] if proc.stdout else []
-        assert lines[0].startswith("export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:")
-        assert (service_dir / "kafka" / "logs" / "meta.properties").is_file()
-        assert len(_processes_mentioning(str(service_dir / "kafka"))) == 1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=90)
+    ) as proc:  # the with block closes its pipes
+        try:
+            lines = [proc.stdout.readline().strip() for _ in range(2)] if proc.stdout else []
+            assert lines[0].startswith("export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:")
+            assert (service_dir / "kafka" / "logs" / "meta.properties").is_file()
+            assert len(_processes_mentioning(str(service_dir / "kafka"))) == 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=90)
 
     assert proc.returncode == 0
     assert _wait_until_gone(str(service_dir)) == []
