@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from trafficlight.streams.verdicts import Decision
+
 
 class PlanState(StrEnum):
     RUNNING = "running"
@@ -168,10 +170,10 @@ def assess(plan: Plan, routing_enabled: bool, evidence: Sequence[DomainEvidence]
         domain = domain_evidence.domain
         latest = domain_evidence.decisions[0] if domain_evidence.decisions else None
         why = "; ".join(domain_evidence.latest_reasons)
-        if latest == "rollback":
+        if latest == Decision.ROLLBACK:
             blockers.append(Blocker(BlockerKind.ROLLBACK,
                                     f"{domain}: rollback" + (f" ({why})" if why else ""), domain))
-        elif latest == "hold":
+        elif latest == Decision.HOLD:
             blockers.append(Blocker(BlockerKind.HOLD,
                                     f"{domain}: hold" + (f" ({why})" if why else ""), domain))
         if counts[domain] < plan.required_proceed:

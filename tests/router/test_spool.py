@@ -95,8 +95,9 @@ def test_a_torn_last_frame_is_cut_off_on_open(
     assert reopened.peek(10) == [records(1)[0], records(3)[2]]
 
 
-def test_appends_are_written_together_at_the_next_flush(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, max_bytes=1 << 20)
+def test_appends_are_written_together_at_the_next_flush(
+        tmp_path: Path, open_spool: OpenSpool) -> None:
+    spool = open_spool(max_bytes=1 << 20)
     for record in records(3):
         spool.append(record)
     log = tmp_path / "records.log"
@@ -106,17 +107,17 @@ def test_appends_are_written_together_at_the_next_flush(tmp_path: Path) -> None:
     assert log.stat().st_size == sum(record.size for record in records(3))
 
 
-def test_a_record_not_yet_written_is_still_read_back_in_order(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, max_bytes=1 << 20)
+def test_a_record_not_yet_written_is_still_read_back_in_order(open_spool: OpenSpool) -> None:
+    spool = open_spool(max_bytes=1 << 20)
     spool.append(records(1)[0])
     spool.flush()
     spool.append(records(2)[1])
     assert spool.peek(10) == records(2)
 
 
-def test_a_closed_spool_keeps_its_unwritten_records(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, max_bytes=1 << 20)
+def test_a_closed_spool_keeps_its_unwritten_records(open_spool: OpenSpool) -> None:
+    spool = open_spool(max_bytes=1 << 20)
     for record in records(2):
         spool.append(record)
     assert spool.close() == 0
-    assert Spool(tmp_path, max_bytes=1 << 20).peek(10) == records(2)
+    assert open_spool(max_bytes=1 << 20).peek(10) == records(2)

@@ -28,9 +28,7 @@ from trafficlight.tools.alerts.delivery import RetryPolicy, redact_webhook
 @click.option("--max-attempts", default=RetryPolicy.max_attempts, show_default=True, type=int)
 def alerts(webhook_url: str, topic: str, group_id: str, max_attempts: int) -> None:
     """Post each verdict or decision change per domain and target to a Slack webhook."""
-    bootstrap = settings.kafka_bootstrap_servers()
-    if bootstrap is None:
-        raise ConfigError(f"{settings.KAFKA_BOOTSTRAP_ENV} is not set")
+    bootstrap = settings.required_kafka_bootstrap_servers()
     if not webhook_url.startswith(("http://", "https://")):
         raise ConfigError("--webhook must be an http:// or https:// URL")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

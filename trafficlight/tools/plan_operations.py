@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from trafficlight.base.db import connect
-from trafficlight.base.errors import InvalidInput, RefusedByDatabase
+from trafficlight.base.errors import InvalidInput, RefusedByDatabase, first_line
 from trafficlight.streams.plan_store import plan_status
 from trafficlight.tools import operations
 
@@ -88,8 +88,7 @@ async def _plan_change(database_url: str, actor: str, sql: str, *args: object) -
         status = await plan_status(conn)
         config = await operations.current_config(conn)
     except asyncpg.PostgresError as exc:
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        raise RefusedByDatabase(f"refused by the database: {message.splitlines()[0]}") from None
+        raise RefusedByDatabase(f"refused by the database: {first_line(exc)}") from None
     finally:
         await conn.close()
     return PlanChange(notice="; ".join(notices), status=status, config=config)

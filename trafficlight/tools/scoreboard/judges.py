@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trafficlight.streams.events import EventBatch
+from trafficlight.streams.events import EventBatch, Target
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Decision
@@ -110,7 +110,7 @@ class _PeriodicBaseline:
         self._first_ts = min(self._first_ts, float(batch.ts_s.min()))
         self._last_ts = max(self._last_ts, float(batch.ts_s.max()))
         domains = np.asarray(batch.domain, dtype=object)
-        unified = np.asarray(batch.routed_to, dtype=object) == "unified"
+        unified = np.asarray(batch.routed_to, dtype=object) == Target.UNIFIED.value
         for domain in dict.fromkeys(batch.domain):
             log = self._logs.setdefault(domain, _UnifiedLog())
             mask = unified & (domains == domain)
