@@ -42,7 +42,7 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
     """
     import asyncio
 
-    from trafficlight.base.kafka import EVENT_PARTITIONS
+    from trafficlight.base.kafka import EVENT_PARTITIONS, detect_broker
     from trafficlight.streams.actions import RollbackScope
     from trafficlight.streams.app import WorkerOptions, default_worker_id
     from trafficlight.streams.deadletters import dead_letter_topic
@@ -53,10 +53,11 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
     thresholds = load_thresholds(thresholds_path) if thresholds_path else ThresholdSet()
     partitions = asyncio.run(prepare_topics(bootstrap_servers, events_topic, verdicts_topic,
                                             dead_letter_topic(events_topic), EVENT_PARTITIONS))
+    broker = asyncio.run(detect_broker(bootstrap_servers))
     options = WorkerOptions(
         bootstrap_servers=bootstrap_servers, partitions=partitions, app_id=app_id,
         events_topic=events_topic, verdicts_topic=verdicts_topic, thresholds=thresholds,
-        worker_id=worker_id or default_worker_id(), web_port=web_port)
+        worker_id=worker_id or default_worker_id(), web_port=web_port, broker=broker)
     run_worker(options, database_url=settings.database_url(), sink=sink,
                log_sample_pct=log_sample_pct,
                rollback_scope=RollbackScope(rollback_scope), loglevel=loglevel,
