@@ -18,7 +18,7 @@ import logging
 from collections import deque
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from trafficlight.base.retry import Backoff
 from trafficlight.router.spool import Record, Spool
@@ -56,6 +56,9 @@ class EventEmitter:
         self._spool_flush: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
+        #: After a failed send the broker may have restarted: its topic's partitions are
+        #: looked up again before the next send (see ``_send``).
+        self._recheck_partitions = False
         self.sent_events = 0
         self.dropped_events = 0
         self.send_failures = 0
@@ -164,18 +167,34 @@ class EventEmitter:
             self._delivered(chunk, from_memory)
         except (KafkaError, OSError) as exc:
             log.warning("routing events not delivered yet (%s); retrying", type(exc).__name__)
+            self._recheck_partitions = True
             return False
         except Exception:
             # A bug, but the sender must outlive it or events pile up unsent.
             log.exception("routing events: unexpected error while sending; retrying")
+            self._recheck_partitions = True
             return False
         return True
 
     async def _send(self, chunk: list[Record]) -> None:
         """Send a chunk and wait for every acknowledgement; on any failure all are resent."""
         producer = await self._ready_producer()
+        if self._recheck_partitions:
+            await self._require_partitions(producer)
         acks = [await producer.send(self.topic, record.value, key=record.key) for record in chunk]
         await asyncio.gather(*acks)
+
+    async def _require_partitions(self, producer: AIOKafkaProducer) -> None:
+        """Fresh metadata, and the topic in it, before sending again after a failure.
+
+        A producer keeps the partitions it last saw. A broker that came back without the
+        topic (one with memory storage, e.g. the embedded Tansu) may acknowledge records sent
+        to a partition it has not got and never serve them: never send on stale metadata.
+        """
+        await producer.client.force_metadata_update()
+        if not producer.client.cluster.partitions_for_topic(self.topic):
+            raise UnknownTopicOrPartitionError(f"topic {self.topic} not in the broker's metadata")
+        self._recheck_partitions = False
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

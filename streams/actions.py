@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from enum import StrEnum
 
 import asyncpg
 
 from trafficlight.base.db import connect
 from trafficlight.base.errors import first_line
+from trafficlight.base.times import local_iso
 from trafficlight.streams.events import Target
 from trafficlight.streams.plan_store import assess_plan
 from trafficlight.streams.rollout import promotion_reason
@@ -55,7 +57,7 @@ def rollback_reason(verdict: Verdict) -> str:
     p95 = "n/a" if verdict.p95_ms is None else f"{verdict.p95_ms:.0f} ms"
     why = "; ".join(verdict.reasons) or "critical"
     return (f"automatic rollback: {verdict.domain} {verdict.routed_to} critical in window "
-            f"{verdict.window_start:.0f}..{verdict.window_end:.0f} (epoch s): error "
+            f"{local_iso(verdict.window_start)}..{local_iso(verdict.window_end)}: error "
             f"{verdict.error_pct:.2f}% ({verdict.errors}/{verdict.requests} requests), "
             f"P95 {p95}; {why}")
 
@@ -106,6 +108,8 @@ class Actions:
         self.scope = scope
         self.promote_every_s = promote_every_s
         self.rollbacks = 0
+        #: Domain -> wall-clock time (epoch s) of this worker's last rollback for it.
+        self.last_rollback_s: dict[str, float] = {}
         self._queue: asyncio.Queue[Verdict] = asyncio.Queue()
 
     def observe(self, verdicts: list[Verdict]) -> None:
@@ -133,6 +137,7 @@ class Actions:
                 if pending is not None:
                     if await roll_back(conn, pending, self.actor, self.scope):
                         self.rollbacks += 1
+                        self.last_rollback_s[pending.domain] = time.time()
                         log.warning("rolled back: %s", rollback_reason(pending))
                     pending = None
                 else:

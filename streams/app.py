@@ -25,8 +25,10 @@ import faust
 import orjson
 from faust.types import TP
 
+from trafficlight.base.kafka import BrokerFlavor
 from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 from trafficlight.streams.deadletters import dead_letter, dead_letter_topic
+from trafficlight.streams.metrics import PartitionPosition
 from trafficlight.streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Verdict
@@ -55,6 +57,9 @@ class WorkerOptions:
     #: Loopback port of Faust's web server; None turns it off.
     web_port: int | None = None
     stats_interval_s: float = 10.0
+    #: The broker's implementation (``trafficlight.base.kafka.detect_broker``): Faust's own
+    #: recovery check is turned off only where the broker cannot support it.
+    broker: BrokerFlavor = BrokerFlavor.APACHE
 
     @property
     def dead_letter_topic(self) -> str:
@@ -62,6 +67,8 @@ class WorkerOptions:
 
 
 VerdictListener = Callable[[list[Verdict]], None]
+#: Called with the seconds one record took to apply (decode, judge, evaluate).
+ApplyListener = Callable[[float], None]
 
 
 @dataclass(slots=True)
@@ -72,6 +79,7 @@ class WorkerApp:
     judges: dict[int, PartitionJudge]
     #: Called with each evaluation's verdicts, in the agent: must not block (queue them).
     verdict_listeners: list[VerdictListener] = field(default_factory=list)
+    apply_listeners: list[ApplyListener] = field(default_factory=list)
     #: Records re-read after a restart and skipped whole (already in the state).
     replayed_records: int = 0
 
@@ -82,12 +90,30 @@ class WorkerApp:
                 setattr(total, name, getattr(total, name) + getattr(judge.counters, name))
         return total
 
+    def positions(self, events_topic: str) -> list[PartitionPosition]:
+        """Per assigned events partition: last applied offset and the consumer's highwater.
+        Read at scrape time (from another thread): a consumer not started yet gives none."""
+        try:
+            assigned = [tp for tp in self.app.consumer.assignment() if tp.topic == events_topic]
+        except Exception:  # not started, or mid-rebalance
+            return []
+        out = []
+        for tp in sorted(assigned):
+            judge = self.judges.get(tp.partition)
+            try:
+                highwater: int | None = self.app.consumer.highwater(tp)
+            except Exception:
+                highwater = None
+            out.append(PartitionPosition(tp.partition, judge.offset if judge else -1, highwater))
+        return out
+
 
 def build_app(options: WorkerOptions) -> WorkerApp:
     """The Faust app of one worker process."""
     # Faust makes a folder even for memory stores: keep it out of the working directory.
     faust_dir = STATE_DIR / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)
+    tansu = options.broker is BrokerFlavor.TANSU
     app = faust.App(
         options.app_id,
         broker=f"kafka://{options.bootstrap_servers}",
@@ -101,11 +127,14 @@ def build_app(options: WorkerOptions) -> WorkerApp:
         web_bind="127.0.0.1",
         web_port=options.web_port or 6066,
         # Faust's check compares offsets it saw written with the changelog's highwater, which
-        # the embedded broker reports a record or two short: recovery would crash. The state
-        # checks itself (partition entry offsets, rollback of later buckets on restore).
-        recovery_consistency_check=False,
-        # Tansu completes a group join only after the rebalance timeout: keep it short.
-        broker_rebalance_timeout=3.0,
+        # Tansu reports a record or two short: recovery would crash. On Apache Kafka the check
+        # stays on. Either way the state checks itself (partition entry offsets, rollback of
+        # later buckets on restore).
+        recovery_consistency_check=not tansu,
+        # Tansu completes a group join only after the rebalance timeout: keep it short there.
+        # Kafka completes it when every member has rejoined; a long timeout keeps a member
+        # slow to revoke (a busy machine) in the group instead of forcing another rebalance.
+        broker_rebalance_timeout=3.0 if tansu else 60.0,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
     )
@@ -131,10 +160,12 @@ def build_app(options: WorkerOptions) -> WorkerApp:
         """After table recovery, before Faust seeks to committed offsets: commit, per source
         partition, the offset after the last record the recovered state holds.
 
-        The state, not Faust's commit, says where to resume. Faust may have committed past
-        records whose table writes recovery did not bring back (the embedded broker reports a
-        changelog end offset short of its last records), which would lose them; or short of
-        the state, which the per-record offsets make harmless but slow.
+        The state, not Faust's commit, says where to resume. On Tansu Faust may have committed
+        past records whose table writes recovery did not bring back (it reports a changelog
+        end offset short of its last records), which would lose them. On Apache Kafka the
+        commit follows the producer flush, so it is at or short of the state: re-reading from
+        it is harmless (per-record offsets) but slow, and this skips the re-read. Correct on
+        both; the worker-faults test runs it on both.
         """
         resume: dict[TP, int] = {}
         for tp in app.consumer.assignment():
@@ -150,8 +181,11 @@ def build_app(options: WorkerOptions) -> WorkerApp:
     async def judge_records(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            started_s = time.perf_counter()
             applied = judge_for(message.partition).apply(message.offset, message.value,
                                                          time.time())
+            for on_apply in worker.apply_listeners:
+                on_apply(time.perf_counter() - started_s)
             worker.replayed_records += applied.replayed
             for key, value in applied.writes.items():
                 state[key] = value

@@ -130,6 +130,20 @@ class TimeBounds:
     max_past_s: float = 7 * 86_400.0
 
 
+def _version(config_version: int) -> int:
+    """A config version as an int64 column value (JSON ints are unbounded)."""
+    return max(min(config_version, 2**62), -(2**62))
+
+
+def _versions(values: Iterable[int]) -> np.ndarray:
+    """Config versions as an int64 column; out-of-range ones clamped (rare: one pass)."""
+    listed = list(values)
+    try:
+        return np.array(listed, np.int64)
+    except OverflowError:
+        return np.array([_version(v) for v in listed], np.int64)
+
+
 @dataclass(slots=True)
 class EventBatch:
     """Valid events in stream order, as columns.
@@ -145,6 +159,12 @@ class EventBatch:
     is_error: np.ndarray
     label: list[str | None]
     records: list[Any] = field(default_factory=list)
+    #: Each event's `config_version` (the router's config step); zeros if not known.
+    config_version: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.config_version) != len(self.domain):
+            self.config_version = np.zeros(len(self.domain), np.int64)
 
     def __len__(self) -> int:
         return len(self.domain)
@@ -166,6 +186,7 @@ class EventBatch:
             is_error=np.fromiter((r["status"] == "error" for r in records), bool, len(records)),
             label=[r.get("label") for r in records],
             records=records,
+            config_version=_versions(r.get("config_version", 0) for r in records),
         )
 
     @classmethod
@@ -184,6 +205,7 @@ class EventBatch:
             is_error=np.concatenate([b.is_error for b in batches]),
             label=[x for b in batches for x in b.label],
             records=[r for b in batches for r in b.records],
+            config_version=np.concatenate([b.config_version for b in batches]),
         )
 
     def take(self, index: np.ndarray) -> EventBatch:
@@ -197,6 +219,7 @@ class EventBatch:
             is_error=self.is_error[index],
             label=[self.label[i] for i in idx],
             records=[self.records[i] for i in idx] if self.records else [],
+            config_version=self.config_version[index],
         )
 
     def events(self) -> list[RoutingEvent]:
@@ -303,7 +326,8 @@ def _columns_fast(
     ):
         return None
     is_error = np.fromiter((s == "error" for s in status), bool, len(status))
-    return EventBatch(ts_s, domain, routed_to, latency_ms, is_error, labels, objs)
+    versions = _versions(o["config_version"] for o in objs)
+    return EventBatch(ts_s, domain, routed_to, latency_ms, is_error, labels, objs, versions)
 
 
 def decode_events(
@@ -436,6 +460,7 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, lines),
         label=list(map(attrgetter("label"), events)),
         records=events,
+        config_version=_versions(map(attrgetter("config_version"), events)),
     )
 
 

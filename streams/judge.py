@@ -2,14 +2,23 @@
 
 One `Judge` per source partition (the worker), per replay, per test; the same ordered events
 give the same verdicts. `ingest(batch)` walks the batch in stream order: when event time first
-reaches a step boundary T (a multiple of `step_s`), every known (domain, routed_to) is
-evaluated at T with everything ingested so far (the open bucket included), then the event that
-reached T is ingested. A gap in traffic longer than the window evaluates only the boundaries of
-the last window before the new event time.
+reaches a step boundary T (a multiple of `step_s`), each domain is evaluated at T with
+everything ingested so far (the open bucket included), then the event that reached T is
+ingested. Cost follows events, not event time x targets: at T a domain is evaluated only if it
+got events since its last evaluation, or T is a multiple of `heartbeat_s` (an idle domain's
+figures and expiring window, at most one heartbeat per `heartbeat_s`). Over a gap in traffic
+only the first boundary and the heartbeats of the last window before the new event time are
+evaluated. Live and replay run this same code, so they give the same verdicts.
+
+Evidence (`streams.verdicts.DomainState`) is fed per evaluation with the counts each target got
+since its domain's last evaluation: requests, errors, and requests slower than each latency
+threshold, counted exactly per event at ingest (not from the histogram). Events of a higher
+`config_version` than the domain's restart its evidence at its next evaluation.
 
 State is serialisable in pieces for Faust tables: each `BucketAggregate` (`to_bytes`), each
-domain's `DecisionState` (`to_dict`), and the far-future event held for confirmation
-(`pending_events()`, JSON-ready); `take_dirty()` says which buckets changed.
+domain's `DomainState` and the counts not yet evaluated (`domain_states()`, JSON-ready), and
+the far-future event held for confirmation (`pending_events()`); `take_dirty()` says which
+buckets changed.
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ from trafficlight.streams.events import ROUTED_TO, EventBatch, Target
 from trafficlight.streams.histogram import LatencyHistogram
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import (
-    DecisionState,
-    Judgement,
+    Counts,
+    DomainState,
     Verdict,
     WindowStats,
     decide,
@@ -131,7 +140,17 @@ class Judge:
         self.settings = self.thresholds.settings
         self.watermark = Watermark(self.settings.grace_s, self.settings.max_jump_s)
         self.counters = JudgeCounters()
-        self.states: dict[str, DecisionState] = {}
+        self.states: dict[str, DomainState] = {}
+        #: Per target code: requests, errors, slow_warning, slow_critical since the domain's
+        #: last evaluation, and the highest config_version seen in them.
+        self._pending = np.zeros((0, 4), np.int64)
+        self._pending_version = np.zeros(0, np.int64)
+        #: Per target code: its domain's latency thresholds (warning, critical), in ms.
+        self._limits_ms = np.zeros((0, 2), np.float64)
+        self._domain_of = np.zeros(0, np.int64)
+        #: Each domain's `DomainState.to_dict()` since its last evaluation (state persisted
+        #: with every record, changed only by evaluations).
+        self._state_dicts: dict[str, dict[str, Any]] = {}
         self._targets: dict[tuple[str, str], _Target] = {}
         self._codes: dict[tuple[str, str], int] = {}
         self._keys: list[tuple[str, str]] = []
@@ -166,16 +185,56 @@ class Judge:
         crossings = np.flatnonzero(np.floor(running / step_s) > np.floor(before / step_s))
         codes = self._codes_of(batch)
         verdicts: list[Verdict] = []
+        s = self.settings
+        step_s, heartbeat_s, batch_requests = s.step_s, s.heartbeat_s, s.batch_requests
+        cum = self._on_time_counts_by_domain(batch, codes, before)
+        pending = self._pending_by_domain(len(cum))
+        before_list, running_list = before.tolist(), running.tolist()
         start = 0
         for i in crossings.tolist():
+            b = before_list[i]
+            if b == -math.inf:
+                continue
+            # Skip a crossing where `advance_to` would evaluate nothing: no heartbeat among
+            # the boundaries it reaches, no domain with `batch_requests` requests pending.
+            # It saves the per-step bucket work on sparse input (cost follows events).
+            first = math.floor(b / step_s) * step_s + step_s
+            final = math.floor(running_list[i] / step_s) * step_s
+            if final // heartbeat_s * heartbeat_s < first and all(
+                    pending[d] + cum[d][i] - cum[d][start] < batch_requests
+                    for d in range(len(cum))):
+                continue
             self._add(batch, codes, before, start, i)
             start = i
-            if before[i] != -math.inf:
-                self.watermark.event_time_s = float(before[i])
-                verdicts += self.advance_to(float(running[i]))
+            self.watermark.event_time_s = b
+            verdicts += self.advance_to(running_list[i])
+            pending = self._pending_by_domain(len(cum))
         self._add(batch, codes, before, start, len(batch))
         self.watermark.event_time_s = float(running[-1])
         return verdicts
+
+    def _on_time_counts_by_domain(self, batch: EventBatch, codes: np.ndarray,
+                                  before: np.ndarray) -> list[list[int]]:
+        """cum[d][i]: events of domain d among the batch's first i that `_add` counts."""
+        s = self.settings
+        on_time = (np.floor(batch.ts_s / s.bucket_s) + 1) * s.bucket_s > before - s.grace_s
+        event_domain = self._domain_codes()[codes]
+        return [np.concatenate(([0], np.cumsum((event_domain == d) & on_time))).tolist()
+                for d in range(int(self._domain_codes().max()) + 1)]
+
+    def _pending_by_domain(self, n_domains: int) -> list[int]:
+        """Requests not yet evaluated, per domain code."""
+        counts = np.bincount(self._domain_codes(), weights=self._pending[:, 0],
+                             minlength=n_domains)
+        return list(map(int, counts.tolist()))
+
+    def _domain_codes(self) -> np.ndarray:
+        """Each target code's domain as a small int (codes of one domain share it)."""
+        if len(self._domain_of) != len(self._keys):
+            index: dict[str, int] = {}
+            self._domain_of = np.array([index.setdefault(d, len(index)) for d, _ in self._keys],
+                                       np.int64)
+        return self._domain_of
 
     def ingest_aggregate(self, domain: str, routed_to: str, agg: BucketAggregate) -> list[Verdict]:
         """Merge a pre-aggregated bucket (first stage of two). Evaluations due before its first
@@ -196,10 +255,15 @@ class Judge:
                 self.watermark.event_time_s = event_time_s
             return []
         boundaries = step_boundaries(prev, event_time_s, self.settings.step_s)
-        keep_from = boundaries.stop - self.settings.window_s
         verdicts: list[Verdict] = []
-        for at_s in boundaries:
-            if at_s >= keep_from:
+        if len(boundaries):
+            # The first boundary takes the counts pending since the last evaluation; after it
+            # nothing changes but time: only heartbeats, of the last window at most.
+            first, heartbeat_s = boundaries.start, self.settings.heartbeat_s
+            verdicts += self.evaluate(first)
+            keep_from = max(boundaries.stop - self.settings.window_s, first + 1)
+            start = -(-keep_from // heartbeat_s) * heartbeat_s
+            for at_s in range(start, boundaries.stop, heartbeat_s):
                 verdicts += self.evaluate(at_s)
         self.watermark.event_time_s = event_time_s
         return verdicts
@@ -213,10 +277,19 @@ class Judge:
         except KeyError:
             for p in zip(batch.domain, batch.routed_to, strict=True):
                 if p not in codes:
-                    codes[p] = len(self._keys)
-                    self._keys.append(p)
-                    self._targets[p] = _Target()
+                    self._new_target(p)
             return self._codes_of(batch)
+
+    def _new_target(self, key: tuple[str, str]) -> _Target:
+        self._codes[key] = len(self._keys)
+        self._keys.append(key)
+        target = self._targets[key] = _Target()
+        limits = self.thresholds.for_domain(key[0])
+        self._pending = np.vstack([self._pending, np.zeros((1, 4), np.int64)])
+        self._pending_version = np.append(self._pending_version, np.int64(-1))
+        self._limits_ms = np.vstack([self._limits_ms,
+                                     [[limits.warning_p95_ms, limits.critical_p95_ms]]])
+        return target
 
     def _add(self, batch: EventBatch, codes: np.ndarray, before: np.ndarray,
              lo: int, hi: int) -> None:
@@ -229,6 +302,7 @@ class Judge:
         on_time = starts + bucket_s > before[lo:hi] - self.settings.grace_s
         if not on_time.all():
             self.counters.late_events += int(len(on_time) - on_time.sum())
+        self._count(batch, codes, lo, hi, on_time)
         first = int(starts.min())
         group = codes[lo:hi] * 1_000_003 + (starts - first) // bucket_s
         group = np.where(on_time, group, -1)
@@ -248,12 +322,26 @@ class Judge:
             self.counters.clamped_latencies += piece.clamped
             self._merge_bucket(key, piece)
 
+    def _count(self, batch: EventBatch, codes: np.ndarray, lo: int, hi: int,
+               on_time: np.ndarray) -> None:
+        """Add events lo..hi-1 (the on-time ones) to their targets' pending evidence counts."""
+        code = codes[lo:hi][on_time]
+        if not len(code):
+            return
+        size = len(self._keys)
+        latency = batch.response_time_ms[lo:hi][on_time]
+        limits = self._limits_ms[code]
+        self._pending[:, 0] += np.bincount(code, minlength=size)
+        self._pending[:, 1] += np.bincount(code[batch.is_error[lo:hi][on_time]], minlength=size)
+        self._pending[:, 2] += np.bincount(code[latency > limits[:, 0]], minlength=size)
+        self._pending[:, 3] += np.bincount(code[latency > limits[:, 1]], minlength=size)
+        versions = batch.config_version[lo:hi][on_time]
+        np.maximum.at(self._pending_version, code, versions)
+
     def _merge_bucket(self, key: tuple[str, str], piece: BucketAggregate) -> None:
         target = self._targets.get(key)
         if target is None:
-            self._codes[key] = len(self._keys)
-            self._keys.append(key)
-            target = self._targets[key] = _Target()
+            target = self._new_target(key)
         bucket = target.buckets.get(piece.start_s)
         if bucket is None:
             bucket = target.buckets[piece.start_s] = BucketAggregate.empty(
@@ -268,23 +356,68 @@ class Judge:
     # -- evaluate -------------------------------------------------------------------------
 
     def evaluate(self, at_s: int) -> list[Verdict]:
-        """Verdicts of every known target at `at_s`, with each domain's decision."""
+        """Verdicts at `at_s` of every domain with new events, or of every domain at a
+        heartbeat, with each domain's decision."""
+        heartbeat = at_s % self.settings.heartbeat_s == 0
+        if heartbeat:
+            domains = {d for d, _ in self._keys}
+        else:
+            pending: dict[str, int] = {}
+            for code in np.flatnonzero(self._pending[:, 0]).tolist():
+                domain = self._keys[code][0]
+                pending[domain] = pending.get(domain, 0) + int(self._pending[code, 0])
+            due = self.settings.batch_requests
+            domains = {d for d, n in pending.items() if n >= due}
         verdicts: list[Verdict] = []
-        for domain in sorted({d for d, _ in self._keys}):
-            limits = self.thresholds.for_domain(domain)
-            judged: dict[Target, Judgement] = {}
-            for routed_to in ROUTED_TO_ORDER:
-                target = self._targets.get((domain, routed_to))
-                if target is not None:
-                    judged[routed_to] = judge_target(
-                        self._trailing_stats(target, at_s),
-                        self._fast_stats(target, at_s), limits)
-            state = self.states.get(domain, DecisionState())
-            decision, self.states[domain], why = decide(
-                judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, self.settings, limits)
-            for routed_to, judgement in judged.items():
-                reasons = tuple(dict.fromkeys((*judgement.reasons, *why)))
-                verdicts.append(Verdict.of(domain, routed_to, judgement, decision, reasons))
+        for domain in sorted(domains):
+            verdicts += self._evaluate_domain(domain, at_s, heartbeat)
+        return verdicts
+
+    def _take_counts(self, key: tuple[str, str]) -> tuple[Counts, int]:
+        code = self._codes.get(key)
+        if code is None:
+            return Counts(), -1
+        n, errors, slow_w, slow_c = self._pending[code].tolist()
+        version = int(self._pending_version[code])
+        self._pending[code] = 0
+        self._pending_version[code] = -1
+        return Counts(n, errors, slow_w, slow_c), version
+
+    def _evaluate_domain(self, domain: str, at_s: int, heartbeat: bool) -> list[Verdict]:
+        """Feed the domain's pending counts to its evidence and decide. Rows are published at
+        heartbeats and whenever the decision, the rule or a target's verdict changes."""
+        limits = self.thresholds.for_domain(domain)
+        unified, unified_version = self._take_counts((domain, Target.UNIFIED))
+        legacy, legacy_version = self._take_counts((domain, Target.LEGACY))
+        version = max(unified_version, legacy_version)
+        state = self.states.get(domain)
+        if state is None or version > state.config_version:
+            # A new step (config version): evidence restarts, a rollback is cleared.
+            state = self.states[domain] = DomainState.new(limits, self.settings, version)
+        state.update(unified, legacy)
+        self._state_dicts.pop(domain, None)
+        present = [t for t in ROUTED_TO_ORDER if (domain, t) in self._targets]
+        evidence = {Target.UNIFIED: state.unified, Target.LEGACY: state.legacy}
+        judged = {t: judge_target(evidence[t], limits, explain=False) for t in present}
+        outcome = decide(judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, limits)
+        state.shared = outcome.shared
+        if outcome.rolled_back and not state.rolled_back:
+            state.rolled_back = True
+            state.rollback_reason = "; ".join(outcome.reasons)
+        signature = "|".join([outcome.decision, outcome.rule,
+                              *(judged[t].health for t in present)])
+        if not heartbeat and signature == state.published:
+            return []
+        state.published = signature
+        verdicts = []
+        for routed_to in present:
+            stats = self._trailing_stats(self._targets[(domain, routed_to)], at_s)
+            judgement = judge_target(evidence[routed_to], limits, stats)
+            reasons = judgement.reasons
+            if routed_to is Target.UNIFIED:
+                reasons = (*reasons, *outcome.reasons)
+            verdicts.append(Verdict.of(domain, routed_to, stats, judgement, outcome.decision,
+                                       reasons, outcome.rule))
         return verdicts
 
     def _trailing_stats(self, target: _Target, at_s: int) -> WindowStats:
@@ -315,22 +448,6 @@ class Judge:
         window.errors_by_s += bucket.errors
         window.histogram.merge(bucket.histogram)
 
-    def _fast_stats(self, target: _Target, at_s: int) -> WindowStats:
-        bucket_s, fast_s = self.settings.bucket_s, self.settings.fast_window_s
-        requests = errors = 0
-        histograms = []
-        for start in window_bucket_starts(at_s, fast_s, bucket_s):
-            bucket = target.buckets.get(start)
-            if bucket is None:
-                continue
-            lo, hi = max(at_s - fast_s - start, 0), min(at_s - start, bucket_s)
-            requests += int(bucket.requests_by_s[lo:hi].sum())
-            errors += int(bucket.errors_by_s[lo:hi].sum())
-            histograms.append(bucket.histogram)
-        # One bucket (most steps): its own histogram, read only, whose percentiles are cached.
-        histogram = histograms[0] if len(histograms) == 1 else LatencyHistogram.merged(histograms)
-        return self._stats(at_s - fast_s, at_s, requests, errors, histogram)
-
     @staticmethod
     def _stats(start_s: float, end_s: float, requests: int, errors: int,
                histogram: LatencyHistogram) -> WindowStats:
@@ -355,6 +472,27 @@ class Judge:
             for bucket in target.buckets.values():
                 yield domain, routed_to, bucket
 
+    def domain_states(self) -> dict[str, dict[str, Any]]:
+        """Each domain's evidence (None before its first evaluation) and its targets' counts
+        not yet evaluated, JSON-ready."""
+        out: dict[str, dict[str, Any]] = {}
+        for (domain, routed_to), code in self._codes.items():
+            entry = out.get(domain)
+            if entry is None:
+                entry = out[domain] = {"state": self._state_dict(domain), "pending": {}}
+            entry["pending"][routed_to] = (self._pending[code].tolist(),
+                                           int(self._pending_version[code]))
+        return out
+
+    def _state_dict(self, domain: str) -> dict[str, Any] | None:
+        state = self.states.get(domain)
+        if state is None:
+            return None
+        cached = self._state_dicts.get(domain)
+        if cached is None:
+            cached = self._state_dicts[domain] = state.to_dict()
+        return cached
+
     def pending_events(self) -> list[dict[str, Any]]:
         """The event held by the far-future guard ([] or one), as JSON-ready fields.
 
@@ -366,20 +504,35 @@ class Judge:
             return []
         return [{"ts": float(ts), "domain": domain, "routed_to": routed_to,
                  "response_time_ms": float(ms), "status": "error" if err else "success",
-                 "label": label}
-                for ts, domain, routed_to, ms, err, label in zip(
+                 "label": label, "config_version": int(version)}
+                for ts, domain, routed_to, ms, err, label, version in zip(
                     held.ts_s.tolist(), held.domain, held.routed_to,
                     held.response_time_ms.tolist(), held.is_error.tolist(), held.label,
-                    strict=True)]
+                    held.config_version.tolist(), strict=True)]
 
     def restore(self, event_time_s: float | None,
                 buckets: list[tuple[str, str, BucketAggregate]],
-                states: dict[str, DecisionState],
+                states: dict[str, Any],
                 pending: Sequence[dict[str, Any]] = ()) -> None:
-        """Rebuild a fresh judge from persisted pieces (worker restart)."""
+        """Rebuild a fresh judge from persisted pieces (worker restart): `states` as
+        `domain_states()` gave them (or `DomainState` objects, counts then taken as zero)."""
         for domain, routed_to, bucket in buckets:
             self._merge_bucket((domain, routed_to), bucket)
         self._dirty.clear()
-        self.states.update(states)
+        for domain, data in states.items():
+            if isinstance(data, DomainState):
+                self.states[domain] = data
+                continue
+            if data["state"] is not None:
+                limits = self.thresholds.for_domain(domain)
+                self.states[domain] = DomainState.from_dict(data["state"], limits,
+                                                            self.settings)
+            for routed_to, (counts, version) in data["pending"].items():
+                key = (domain, routed_to)
+                if key not in self._targets:
+                    self._new_target(key)
+                code = self._codes[key]
+                self._pending[code] = counts
+                self._pending_version[code] = version
         self.watermark.event_time_s = event_time_s
         self._held = EventBatch.from_records(list(pending)) if pending else None

@@ -3,8 +3,8 @@
 Exactly-once effect without Kafka transactions: delivery is at-least-once (a restarted worker
 re-reads records after its last committed offset), and the state says which records it holds:
 
-- the partition entry (event time, decision states, counters) carries the last applied offset:
-  a record at or below it is skipped whole (no counts, no dead letters, no verdicts);
+- the partition entry (event time, evidence and decision states, counters) carries the last
+  applied offset: a record at or below it is skipped whole (no counts, dead letters, verdicts);
 - a record's entries go out in order, its changed buckets first and the partition entry last.
   Each bucket entry carries the offset of the record that wrote it, the bucket after that
   record AND the bucket as it was before it (none if the record created it). A worker that
@@ -36,7 +36,7 @@ import orjson
 from trafficlight.streams.events import Rejected, TimeBounds, decode_record
 from trafficlight.streams.judge import BucketAggregate, Judge
 from trafficlight.streams.thresholds import ThresholdSet
-from trafficlight.streams.verdicts import DecisionState, Verdict
+from trafficlight.streams.verdicts import Verdict
 
 _ENTRY_HEADER = struct.Struct("<qqi")
 """Bucket entry header: source offset, offset of the record that created the bucket, length
@@ -141,7 +141,7 @@ class PartitionJudge:
         self = cls(partition, thresholds, bounds)
         entries_by_bucket: dict[BucketId, tuple[int, int, bytes | None, bytes | None]] = {}
         event_time_s: float | None = None
-        states: dict[str, DecisionState] = {}
+        states: dict[str, Any] = {}
         pending: list[dict[str, Any]] = []
         for key, value in entries:
             if value is None:
@@ -155,7 +155,7 @@ class PartitionJudge:
                 meta = orjson.loads(value)
                 self.offset = meta["offset"]
                 event_time_s = meta["event_time_s"]
-                states = {d: DecisionState.from_dict(s) for d, s in meta["states"].items()}
+                states = meta["states"]
                 self.counters = PartitionCounters(**meta["counters"])
                 pending = meta.get("pending", [])
         buckets: list[tuple[str, str, BucketAggregate]] = []
@@ -237,7 +237,9 @@ class PartitionJudge:
         meta: dict[str, Any] = {
             "offset": self.offset,
             "event_time_s": self.judge.event_time_s,
-            "states": {d: s.to_dict() for d, s in self.judge.states.items()},
+            # Evidence and counts not yet evaluated: the same entry as the offset, so a
+            # record's effect on them is applied exactly once.
+            "states": self.judge.domain_states(),
             "counters": asdict(self.counters),
             # An event the far-future guard holds came in a record already applied: only
             # this entry brings it back after a restart.

@@ -55,14 +55,18 @@ WHERE excluded.requests >= w.requests
 _UPSERT_VERDICT = """
 INSERT INTO webhook_routing_verdicts AS v (domain, routed_to, window_start, window_end,
     requests, errors, error_pct, p50_ms, p95_ms, p99_ms, verdict, decision, reasons,
-    evaluated_at)
+    evaluated_at, verdict_since)
 VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5, $6, $7, $8, $9, $10, $11, $12, $13,
-        now())
+        now(), to_timestamp($4))
 ON CONFLICT (domain, routed_to, window_start) DO UPDATE SET
     window_end = excluded.window_end, requests = excluded.requests, errors = excluded.errors,
     error_pct = excluded.error_pct, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms,
     p99_ms = excluded.p99_ms, verdict = excluded.verdict, decision = excluded.decision,
-    reasons = excluded.reasons, evaluated_at = now()
+    reasons = excluded.reasons, evaluated_at = now(),
+    -- the evaluation that first had this verdict and decision keeps its time
+    verdict_since = CASE WHEN v.verdict = excluded.verdict AND v.decision = excluded.decision
+                         THEN coalesce(v.verdict_since, v.window_end)
+                         ELSE excluded.window_end END
 WHERE excluded.window_end >= v.window_end
 """
 

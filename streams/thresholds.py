@@ -16,20 +16,34 @@ min_latency_samples = 20
 [thresholds.domains.jobs]     # per-domain overrides of any key above
 critical_error_pct = 1.0
 
-[judge]                       # windows and hysteresis (ours), defaults shown
-window         = "5m"         # trailing evaluation window
-fast_window    = "5s"         # short window for fast error detection (see verdicts.py)
-step           = "1s"         # evaluation every step of event time
+[judge]                       # windows and evidence (ours), defaults shown
+window         = "5m"         # trailing window of the figures shown (requests, P95, ...)
+step           = "1s"         # evaluation every step of event time (of a domain with new data)
+heartbeat      = "10s"        # every domain is evaluated (and published) at multiples of this
+batch_requests = 100          # between heartbeats, a domain is evaluated at the next step once
+                              # it has this many requests not yet evaluated
 bucket         = "10s"        # tumbling bucket of the stored aggregates
 grace          = "10s"        # watermark = max event time - grace
 max_jump       = "5m"         # a single event further ahead needs a second one to confirm it
-rollback_after = 2            # consecutive critical evaluations before rollback
-recover_after  = 3            # consecutive healthy evaluations to leave rollback
+alpha          = 0.001        # per detector: P(ever firing in a step | rate <= its threshold)
+healthy_alpha  = 0.01         # per metric: P(ever "shown below warning" | rate >= warning)
+compare_alpha  = 0.001        # unified-vs-legacy test: P(ever "worse" | unified <= legacy)
+max_batch_nats = 12.0         # cap on one step's log likelihood ratio (bursts of errors)
+prior_start    = 0.5          # change-point prior mass on "from the step start"
+alternatives        = [1.5, 2, 3, 5, 10, 20, 50]  # multiples of the null rate mixed over
+alternative_weights = [1, 1, 1, 1, 3, 3, 1]       # their weights (normalised)
+healthy_alternatives = [0.8, 0.6, 0.4, 0.2, 0.05] # multiples of the warning rate (below it)
+relative_risks = [1.5, 2, 3, 5, 10]               # unified/legacy rate ratios mixed over
+# accepted for old files, no longer used: fast_window, rollback_after, recover_after
 ```
+See `streams.verdicts` and `streams.evidence` (and README "False-rollback budget") for what
+these mean and how the defaults were chosen. `min_requests`, `min_errors`, `confidence_z`,
+`min_latency_samples` are accepted for old files and no longer used.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -66,6 +80,17 @@ class JudgeSettings:
     max_jump_s: int = 300
     rollback_after: int = 2
     recover_after: int = 3
+    heartbeat_s: int = 10
+    batch_requests: int = 100
+    alpha: float = 1e-3
+    healthy_alpha: float = 1e-2
+    compare_alpha: float = 1e-3
+    max_batch_nats: float = 12.0
+    prior_start: float = 0.5
+    alternatives: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+    alternative_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 1.0)
+    healthy_alternatives: tuple[float, ...] = (0.8, 0.6, 0.4, 0.2, 0.05)
+    relative_risks: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +107,36 @@ class ThresholdSet:
 
 
 _DURATIONS = {"window": "window_s", "fast_window": "fast_window_s", "step": "step_s",
-              "bucket": "bucket_s", "grace": "grace_s", "max_jump": "max_jump_s"}
-_COUNTS = ("rollback_after", "recover_after")
+              "bucket": "bucket_s", "grace": "grace_s", "max_jump": "max_jump_s",
+              "heartbeat": "heartbeat_s"}
+_COUNTS = ("rollback_after", "recover_after", "batch_requests")
+#: Probabilities in (0, 1): key -> (low, high) open bounds.
+_PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start")
+#: Lists of numbers: key -> (low, high) open bounds of each element.
+_LISTS = {"alternatives": (1.0, math.inf), "alternative_weights": (0.0, math.inf),
+          "healthy_alternatives": (0.0, 1.0), "relative_risks": (1.0, math.inf)}
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _evidence_key(key: str, value: Any) -> Any:
+    """A checked [judge] evidence value, or `ConfigError` in one line."""
+    if key in _PROBABILITIES:
+        if not _number(value) or not 0 < value < 1:
+            raise ConfigError(f"judge.{key} must be a number in (0, 1), got {value!r}")
+        return float(value)
+    if key == "max_batch_nats":
+        if not _number(value) or value <= 0:
+            raise ConfigError(f"judge.{key} must be a number > 0, got {value!r}")
+        return float(value)
+    low, high = _LISTS[key]
+    if (not isinstance(value, list) or not value
+            or not all(_number(v) and low < v < high for v in value)):
+        raise ConfigError(f"judge.{key} must be a non-empty list of numbers in "
+                          f"({low:g}, {high:g}), got {value!r}")
+    return tuple(float(v) for v in value)
 
 
 def _thresholds(base: Thresholds, table: Mapping[str, Any], where: str) -> Thresholds:
@@ -104,9 +157,11 @@ def _thresholds(base: Thresholds, table: Mapping[str, Any], where: str) -> Thres
 
 
 def _settings(table: Mapping[str, Any]) -> JudgeSettings:
-    changes: dict[str, int] = {}
+    changes: dict[str, Any] = {}
     for key, value in table.items():
-        if key in _DURATIONS:
+        if key in _PROBABILITIES or key in _LISTS or key == "max_batch_nats":
+            changes[key] = _evidence_key(key, value)
+        elif key in _DURATIONS:
             try:
                 changes[_DURATIONS[key]] = parse_whole_seconds(value)
             except ValueError as exc:
@@ -117,9 +172,15 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
             changes[key] = value
         else:
             raise ConfigError(f"judge: unknown key {key!r}")
+    if "alternatives" in changes and "alternative_weights" not in changes:
+        changes["alternative_weights"] = (1.0,) * len(changes["alternatives"])
     settings = replace(JudgeSettings(), **changes)
     if settings.bucket_s % settings.step_s or settings.fast_window_s > settings.window_s:
         raise ConfigError("judge: bucket must be a multiple of step, fast_window <= window")
+    if settings.heartbeat_s % settings.step_s:
+        raise ConfigError("judge: heartbeat must be a multiple of step")
+    if len(settings.alternative_weights) != len(settings.alternatives):
+        raise ConfigError("judge: alternative_weights needs one weight per alternative")
     return settings
 
 

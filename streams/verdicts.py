@@ -1,32 +1,31 @@
-"""Verdicts per target and the decision per domain: pure functions over window figures.
+"""Verdicts per target and the decision per domain, on sequential evidence: pure, no I/O.
 
-Per target, two windows are judged and the worse verdict wins, reporting the figures of the
-window that decided it: the trailing window (default 5 min) and a fast window (default 5 s).
-The 5-min window alone would need ~20 s to see a step to 5 % errors at 100 req/s cross 0.5 %;
-the fast window sees it in 2-3 s.
+Every threshold is a rate (`Metric`): the error rate against `warning_error_pct` /
+`critical_error_pct`, and for each latency threshold X the share of requests slower than X
+against 5 % ("P95 above X" is exactly "more than 5 % slower than X"), counted exactly per
+request at ingest. Per target and metric, `TargetEvidence` keeps (see `streams.evidence`):
 
-Sample rule (error rate): fewer than `min_requests` requests -> insufficient_data. A window is
-critical (warning) on errors only with at least `min_errors` errors AND the Wilson score lower
-bound of the error rate (z = `confidence_z`, 1.96 by default) at or above `critical_error_pct`
-(`warning_error_pct`). At ~50 requests an hour one error is never enough (min_errors = 5), and
-at 100 req/s a 5 s window needs ~6 errors in 500 (1.2 %) to be critical, so noise at a healthy
-0.1 % rarely trips it (Poisson: P(>= 6 | mean 0.5) ~ 1.4e-5 per evaluation).
-Latency: P95 is judged only with `min_latency_samples` latencies in the window.
+- a change detector against the critical rate (`alpha`): critical when it fires;
+- a change detector against the warning rate (`alpha`): warning when it fires;
+- an upper e-process against the warning rate (`healthy_alpha`): healthy only when every
+  metric is SHOWN below its warning rate (no errors yet is not evidence of health).
 
-Decision per domain (`decide`), a ladder of guards like Flagger's canary tick; state is a
-small `DecisionState` value:
-healthy -> proceed, warning -> hold, insufficient_data -> hold, critical -> rollback after
-`rollback_after` consecutive critical evaluations (hold until then); a regression legacy shares
-(legacy critical too, or unified's error rate not significantly above legacy's over the same
-window: the provider is down) -> hold; once rolled back the decision stays
-rollback until `recover_after` consecutive healthy evaluations.
+A target's verdict: critical > warning > healthy > insufficient_data. The figures shown
+(requests, errors, P50/P95/P99) stay those of the trailing window.
+
+`decide` is the domain's ladder (see its guards): per metric, a unified breach legacy shares on
+the SAME metric, where unified is not significantly worse (a sequential two-sample test of the
+relative risk, `RatioDetector`), holds; any other unified breach rolls back; legacy trouble on one
+metric never hides unified's breach on another. A rollback stays until the domain's step
+changes. Detectors restart when the step changes (a higher `config_version` in the events: a
+percentage change, a rollback, a re-enable): evidence belongs to one step.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -34,6 +33,12 @@ import orjson
 
 from trafficlight.base.errors import InvalidInput
 from trafficlight.streams.events import Target
+from trafficlight.streams.evidence import (
+    ChangeDetector,
+    Mixture,
+    RatioDetector,
+    UpperEvidence,
+)
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 
 
@@ -50,9 +55,32 @@ class Decision(StrEnum):
     ROLLBACK = "rollback"
 
 
-#: Which verdict is worse when two windows disagree (insufficient data loses to any figure).
-_SEVERITY = {Health.INSUFFICIENT_DATA: 0, Health.HEALTHY: 1, Health.WARNING: 2,
-             Health.CRITICAL: 3}
+class Metric(StrEnum):
+    """A Bernoulli stream per request: an error, or slower than a latency threshold."""
+
+    ERRORS = "errors"
+    SLOW_WARNING = "slow_warning"    # response_time_ms > warning_p95_ms
+    SLOW_CRITICAL = "slow_critical"  # response_time_ms > critical_p95_ms
+
+
+class Rule(StrEnum):
+    """Which guard of `decide` fired."""
+
+    ROLLED_BACK = "rolled_back"
+    NO_UNIFIED_DATA = "no_unified_data"
+    UNIFIED_BREACH = "unified_breach"
+    SHARED_BREACH = "shared_breach"
+    UNIFIED_WARNING = "unified_warning"
+    POSITIVE_EVIDENCE = "positive_evidence"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+
+
+#: Share of requests allowed above a P95 threshold.
+SLOW_RATE = 0.05
+CRITICAL_METRICS = (Metric.ERRORS, Metric.SLOW_CRITICAL)
+#: The warning-level metric of each critical one (legacy sharing trouble, see `decide`).
+_WARNING_OF = {Metric.ERRORS: Metric.ERRORS, Metric.SLOW_CRITICAL: Metric.SLOW_WARNING}
+WARNING_METRICS = (Metric.ERRORS, Metric.SLOW_WARNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,159 +102,286 @@ class WindowStats:
 
 
 @dataclass(frozen=True, slots=True)
-class Judgement:
-    """A target's verdict, why, and the window figures that decided it.
+class Counts:
+    """Requests and hits per metric in one evaluation step (or a step's total)."""
 
-    ``windows`` holds every window judged (trailing and fast), so `decide` can compare unified
-    with legacy over the same span.
-    """
+    requests: int = 0
+    errors: int = 0
+    slow_warning: int = 0
+    slow_critical: int = 0
 
-    health: Health
-    reasons: tuple[str, ...]
-    stats: WindowStats
-    windows: tuple[WindowStats, ...] = ()
+    def hits(self, metric: Metric) -> int:
+        return int(getattr(self, metric.value))
 
-    def window_like(self, other: WindowStats) -> WindowStats | None:
-        """This target's figures over a window as long as ``other``'s, if judged."""
-        span = other.window_end_s - other.window_start_s
-        for window in self.windows or (self.stats,):
-            if window.window_end_s - window.window_start_s == span:
-                return window
-        return None
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.requests + other.requests, self.errors + other.errors,
+                      self.slow_warning + other.slow_warning,
+                      self.slow_critical + other.slow_critical)
 
 
-def wilson_lower_pct(errors: int, requests: int, z: float) -> float:
-    """Lower bound of the Wilson score interval of errors/requests, in percent."""
-    if requests == 0:
-        return 0.0
-    p = errors / requests
-    denom = 1 + z * z / requests
-    centre = p + z * z / (2 * requests)
-    margin = z * math.sqrt(p * (1 - p) / requests + z * z / (4 * requests * requests))
-    return 100.0 * max(0.0, (centre - margin) / denom)
+def critical_rate(metric: Metric, limits: Thresholds) -> float:
+    return limits.critical_error_pct / 100 if metric is Metric.ERRORS else SLOW_RATE
 
 
-def judge_window(stats: WindowStats, limits: Thresholds) -> Judgement:
-    """Verdict of one window against `limits`, applying the sample rule."""
-    if stats.requests < limits.min_requests:
-        reason = f"{stats.requests} requests < {limits.min_requests} needed"
-        return Judgement(Health.INSUFFICIENT_DATA, (reason,), stats)
-    health, reasons = Health.HEALTHY, []
-    lower_pct = wilson_lower_pct(stats.errors, stats.requests, limits.confidence_z)
-    enough_errors = stats.errors >= limits.min_errors
-    figures = f"{stats.errors}/{stats.requests} = {stats.error_pct:.2f}% (lower {lower_pct:.2f}%)"
-    if enough_errors and lower_pct >= limits.critical_error_pct:
-        health = Health.CRITICAL
-        reasons.append(f"error rate {figures} >= critical {limits.critical_error_pct}%")
-    elif enough_errors and lower_pct >= limits.warning_error_pct:
-        health = Health.WARNING
-        reasons.append(f"error rate {figures} >= warning {limits.warning_error_pct}%")
-    p95 = stats.p95_ms
-    if p95 is not None and stats.latency_samples >= limits.min_latency_samples:
-        if p95 >= limits.critical_p95_ms:
-            health = Health.CRITICAL
-            reasons.append(f"p95 {p95:.0f} ms >= critical {limits.critical_p95_ms:.0f} ms")
-        elif p95 >= limits.warning_p95_ms:
-            health = max(health, Health.WARNING, key=_SEVERITY.__getitem__)
-            reasons.append(f"p95 {p95:.0f} ms >= warning {limits.warning_p95_ms:.0f} ms")
-    return Judgement(health, tuple(reasons), stats)
+def warning_rate(metric: Metric, limits: Thresholds) -> float:
+    return limits.warning_error_pct / 100 if metric is Metric.ERRORS else SLOW_RATE
 
 
-def judge_target(slow: WindowStats, fast: WindowStats, limits: Thresholds) -> Judgement:
-    """The worse of the trailing and fast windows' verdicts (the trailing one on ties)."""
-    slow_j, fast_j = judge_window(slow, limits), judge_window(fast, limits)
-    worse = fast_j if _SEVERITY[fast_j.health] > _SEVERITY[slow_j.health] else slow_j
-    return replace(worse, windows=(slow, fast))
+def describe(metric: Metric, limits: Thresholds) -> str:
+    if metric is Metric.ERRORS:
+        return "errors"
+    limit = limits.warning_p95_ms if metric is Metric.SLOW_WARNING else limits.critical_p95_ms
+    return f"slower than {limit:.0f} ms"
 
 
-def error_rate_excess_z(unified: WindowStats, legacy: WindowStats) -> float:
-    """One-sided two-proportion z statistic: how surely unified's error rate exceeds legacy's."""
-    if unified.requests == 0 or legacy.requests == 0:
-        return 0.0
-    pooled = (unified.errors + legacy.errors) / (unified.requests + legacy.requests)
-    variance = pooled * (1 - pooled) * (1 / unified.requests + 1 / legacy.requests)
-    if variance == 0:
-        return 0.0
-    return (unified.error_pct - legacy.error_pct) / 100.0 / math.sqrt(variance)
+@dataclass(slots=True)
+class TargetEvidence:
+    """One target's detectors over the current step, and its totals since the step began."""
+
+    critical: dict[Metric, ChangeDetector]
+    warning: dict[Metric, ChangeDetector]
+    healthy: dict[Metric, UpperEvidence]
+    totals: Counts = Counts()
+
+    @classmethod
+    def new(cls, limits: Thresholds, s: JudgeSettings) -> TargetEvidence:
+        up = Mixture.of(s.alternatives, s.alternative_weights)
+        down = Mixture.of(s.healthy_alternatives)
+        return cls(
+            {m: ChangeDetector.new(critical_rate(m, limits), up, s.alpha, s.max_batch_nats,
+                                   s.prior_start) for m in CRITICAL_METRICS},
+            {m: ChangeDetector.new(warning_rate(m, limits), up, s.alpha, s.max_batch_nats,
+                                   s.prior_start) for m in WARNING_METRICS},
+            {m: UpperEvidence.new(warning_rate(m, limits), down, s.healthy_alpha)
+             for m in WARNING_METRICS})
+
+    def update(self, counts: Counts) -> None:
+        if counts.requests <= 0:
+            return
+        for group in (self.critical, self.warning):
+            for metric, detector in group.items():
+                detector.update(counts.requests, counts.hits(metric))
+        for metric, evidence in self.healthy.items():
+            evidence.update(counts.requests, counts.hits(metric))
+        self.totals = self.totals + counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"critical": {m.value: d.to_list() for m, d in self.critical.items()},
+                "warning": {m.value: d.to_list() for m, d in self.warning.items()},
+                "healthy": {m.value: e.to_list() for m, e in self.healthy.items()},
+                "totals": [self.totals.requests, self.totals.errors, self.totals.slow_warning,
+                           self.totals.slow_critical]}
+
+    def load(self, data: dict[str, Any]) -> None:
+        for name, group in (("critical", self.critical), ("warning", self.warning),
+                            ("healthy", self.healthy)):
+            for metric, values in data[name].items():
+                group[Metric(metric)].restore(values)
+        self.totals = Counts(*data["totals"])
 
 
-def shares_regression(unified: Judgement, legacy: Judgement | None, limits: Thresholds) -> bool:
-    """Legacy shows the regression too, so its cause lies upstream of both targets.
+@dataclass(slots=True)
+class DomainState:
+    """Everything a domain's judging carries from one evaluation to the next (JSON-ready)."""
 
-    Legacy critical is enough. Otherwise, over the window that made unified critical: legacy
-    has enough traffic and errors of its own, and unified's error rate is not significantly
-    above legacy's (two-proportion z-test at ``confidence_z``). Comparing verdicts alone is
-    not enough: during a shared outage both are noisy, and the moment one dips below the line
-    would blame unified.
-    """
-    if legacy is None:
-        return False
-    if legacy.health is Health.CRITICAL:
-        return True
-    peer = legacy.window_like(unified.stats)
-    if peer is None or peer.requests < limits.min_requests or peer.errors < limits.min_errors:
-        return False
-    return error_rate_excess_z(unified.stats, peer) < limits.confidence_z
+    config_version: int
+    unified: TargetEvidence
+    legacy: TargetEvidence
+    ratio: dict[Metric, RatioDetector]
+    rolled_back: bool = False
+    rollback_reason: str = ""
+    #: Metrics whose current unified breach began shared with legacy (see `decide`, guard 3).
+    shared: tuple[Metric, ...] = ()
+    #: What the last published rows said (decision, rule, verdicts): rows are published
+    #: again only when it changes, or at a heartbeat.
+    published: str = ""
+
+    @classmethod
+    def new(cls, limits: Thresholds, s: JudgeSettings, config_version: int = -1) -> DomainState:
+        risks = Mixture.of(s.relative_risks)
+        return cls(config_version, TargetEvidence.new(limits, s), TargetEvidence.new(limits, s),
+                   {m: RatioDetector.new(risks, s.compare_alpha, s.max_batch_nats,
+                                         s.prior_start) for m in CRITICAL_METRICS})
+
+    def update(self, unified: Counts, legacy: Counts) -> None:
+        self.unified.update(unified)
+        self.legacy.update(legacy)
+        for metric, detector in self.ratio.items():
+            detector.update(unified.requests, unified.hits(metric), legacy.requests,
+                            legacy.hits(metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config_version": self.config_version, "unified": self.unified.to_dict(),
+                "legacy": self.legacy.to_dict(),
+                "ratio": {m.value: d.to_list() for m, d in self.ratio.items()},
+                "rolled_back": self.rolled_back, "rollback_reason": self.rollback_reason,
+                "shared": [m.value for m in self.shared], "published": self.published}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], limits: Thresholds,
+                  s: JudgeSettings) -> DomainState:
+        state = cls.new(limits, s, data["config_version"])
+        state.unified.load(data["unified"])
+        state.legacy.load(data["legacy"])
+        for metric, values in data["ratio"].items():
+            state.ratio[Metric(metric)].restore(values)
+        state.rolled_back, state.rollback_reason = data["rolled_back"], data["rollback_reason"]
+        state.shared = tuple(Metric(m) for m in data.get("shared", ()))
+        state.published = data.get("published", "")
+        return state
+
+
+def _e(log_value: float) -> str:
+    return f"{math.exp(min(log_value, 700.0)):.3g}"
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionState:
-    """Hysteresis memory of one domain, carried from evaluation to evaluation."""
+class Judgement:
+    """A target's verdict on its evidence, why, and the evidence itself (JSON-ready)."""
 
-    critical_streak: int = 0
-    healthy_streak: int = 0
-    rolled_back: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DecisionState:
-        return cls(**data)
+    health: Health
+    reasons: tuple[str, ...]
+    critical: tuple[Metric, ...] = ()
+    warning: tuple[Metric, ...] = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def decide(
-    unified: Judgement | None,
-    legacy: Judgement | None,
-    state: DecisionState,
-    settings: JudgeSettings,
-    limits: Thresholds,
-) -> tuple[Decision, DecisionState, tuple[str, ...]]:
-    """One domain's decision at one evaluation, the next state, and why."""
-    rolled_back = state.rolled_back
-    # 1. Nothing to judge on unified (no traffic, too few requests): hold; a rollback stays.
-    if unified is None or unified.health is Health.INSUFFICIENT_DATA:
-        decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
-        return decision, DecisionState(0, 0, rolled_back), ("unified: insufficient data",)
-    # 2. Legacy has it too: a shared regression (provider down) is not unified's fault.
-    if unified.health is Health.CRITICAL and shares_regression(unified, legacy, limits):
-        decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
-        return decision, DecisionState(0, 0, rolled_back), (
-            "shared regression: legacy shows it too", *unified.reasons)
-    # 3. Unified critical: rollback after `rollback_after` consecutive evaluations.
-    if unified.health is Health.CRITICAL:
-        streak = state.critical_streak + 1
-        if rolled_back or streak >= settings.rollback_after:
-            return Decision.ROLLBACK, DecisionState(streak, 0, True), (
-                f"critical {streak} evaluation(s) in a row", *unified.reasons)
-        return Decision.HOLD, DecisionState(streak, 0, False), (
-            f"critical {streak}/{settings.rollback_after}", *unified.reasons)
-    # 4. Unified warning: hold.
+def judge_target(ev: TargetEvidence, limits: Thresholds,
+                 window: WindowStats | None = None, explain: bool = True) -> Judgement:
+    """critical > warning > healthy (every metric shown below warning) > insufficient_data.
+
+    Reasons quote the step's counts, and the error figures of `window` when given. Without
+    `explain`, only the verdict and the metrics (what `decide` reads): no text, no evidence."""
+    critical = tuple(m for m in CRITICAL_METRICS if ev.critical[m].fired)
+    warning = tuple(m for m in WARNING_METRICS if ev.warning[m].fired)
+    if not explain:
+        if critical:
+            health = Health.CRITICAL
+        elif warning:
+            health = Health.WARNING
+        elif all(ev.healthy[m].shown for m in WARNING_METRICS):
+            health = Health.HEALTHY
+        else:
+            health = Health.INSUFFICIENT_DATA
+        return Judgement(health, (), critical, warning)
+    t = ev.totals
+    n = t.requests
+    evidence: dict[str, Any] = {"requests": n}
+    for m in Metric:
+        evidence[m.value] = {"hits": t.hits(m)}
+    for m, d in ev.critical.items():
+        evidence[m.value]["critical"] = {"rate": d.p0, "e_value": float(_e(d.log_value)),
+                                         "threshold": float(_e(d.log_threshold))}
+    for m, d in ev.warning.items():
+        evidence[m.value]["warning"] = {"rate": d.p0, "e_value": float(_e(d.log_value)),
+                                        "threshold": float(_e(d.log_threshold))}
+    for m, e in ev.healthy.items():
+        evidence[m.value]["below_warning"] = {"rate": e.p_max, "e_value": float(_e(e.log_value)),
+                                              "threshold": float(_e(e.log_threshold))}
+
+    def figure(m: Metric) -> str:
+        share = 100 * t.hits(m) / n if n else 0.0
+        text = f"{describe(m, limits)} {t.hits(m)}/{n} ({share:.2f}%) this step"
+        if m is Metric.ERRORS and window is not None:
+            span = window.window_end_s - window.window_start_s
+            text += (f", {window.errors}/{window.requests} ({window.error_pct:.2f}%) "
+                     f"in the last {span:.0f} s")
+        return text
+
+    if critical:
+        reasons = tuple(
+            f"{figure(m)}: above critical {100 * ev.critical[m].p0:g}% "
+            f"(e-value {_e(ev.critical[m].log_value)} >= {_e(ev.critical[m].log_threshold)})"
+            for m in critical)
+        return Judgement(Health.CRITICAL, reasons, critical, warning, evidence)
+    if warning:
+        reasons = tuple(
+            f"{figure(m)}: above warning {100 * ev.warning[m].p0:g}% "
+            f"(e-value {_e(ev.warning[m].log_value)} >= {_e(ev.warning[m].log_threshold)})"
+            for m in warning)
+        return Judgement(Health.WARNING, reasons, critical, warning, evidence)
+    unshown = [m for m in WARNING_METRICS if not ev.healthy[m].shown]
+    if not unshown:
+        return Judgement(Health.HEALTHY, (), (), (), evidence)
+    reasons = tuple(
+        f"{figure(m)}: not yet shown below {100 * ev.healthy[m].p_max:g}% "
+        f"(e-value {_e(ev.healthy[m].log_value)} < {_e(ev.healthy[m].log_threshold)})"
+        for m in unshown)
+    return Judgement(Health.INSUFFICIENT_DATA, reasons, (), (), evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A domain's decision at one evaluation: the guard that fired and its evidence."""
+
+    decision: Decision
+    rule: Rule
+    reasons: tuple[str, ...]
+    rolled_back: bool
+    #: Unified breaches judged shared with legacy at this evaluation (`DomainState.shared`).
+    shared: tuple[Metric, ...] = ()
+
+
+def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainState,
+           limits: Thresholds) -> Outcome:
+    """One domain's decision at one evaluation (pure: reads `state`, changes nothing)."""
+    # 1. Rolled back in this step: stays so until the step changes (config version).
+    if state.rolled_back:
+        return Outcome(Decision.ROLLBACK, Rule.ROLLED_BACK,
+                       (f"rolled back in this step: {state.rollback_reason}",), True)
+    # 2. Nothing from unified since the step began: hold.
+    if unified is None or state.unified.totals.requests == 0:
+        return Outcome(Decision.HOLD, Rule.NO_UNIFIED_DATA,
+                       ("no unified requests in this step",), False)
+    # 3. Per metric: a unified breach legacy does not share on that metric, or where unified
+    #    is significantly worse than legacy, rolls back. (Legacy trouble on another metric
+    #    does not count.) A breach that began shared stays shared while it lasts: after an
+    #    outage both detectors come back below the line at their own pace, and the one
+    #    falling first must not blame the other; the two-sample test still rolls back.
+    #    Legacy shares a breach from its warning-level evidence on the same metric on: at an
+    #    outage's onset both see it, and whichever detector crosses a line first must not
+    #    decide; whether unified is worse is the two-sample test's question.
+    shared: list[str] = []
+    for metric in unified.critical:
+        ratio = state.ratio[metric]
+        legacy_breach = metric in state.shared or (legacy is not None and (
+            metric in legacy.critical or _WARNING_OF[metric] in legacy.warning))
+        worse = f"unified vs legacy e-value {_e(ratio.log_value)}"
+        if not legacy_breach:
+            why = f"{describe(metric, limits)}: unified breaches critical, legacy does not"
+            return Outcome(Decision.ROLLBACK, Rule.UNIFIED_BREACH, (why,), True)
+        if ratio.fired:
+            why = (f"{describe(metric, limits)}: both breach critical but unified is "
+                   f"significantly worse ({worse} >= {_e(ratio.log_threshold)})")
+            return Outcome(Decision.ROLLBACK, Rule.UNIFIED_BREACH, (why,), True)
+        shared.append(f"{describe(metric, limits)}: legacy breaches too and unified is not "
+                      f"significantly worse ({worse} < {_e(ratio.log_threshold)})")
+    # 4. Every unified breach is shared with legacy (provider trouble): hold.
+    if shared:
+        return Outcome(Decision.HOLD, Rule.SHARED_BREACH, tuple(shared), False,
+                       unified.critical)
+    # 5. Unified above a warning rate: hold.
     if unified.health is Health.WARNING:
-        decision = Decision.ROLLBACK if rolled_back else Decision.HOLD
-        return decision, DecisionState(0, 0, rolled_back), unified.reasons
-    # 5. Healthy after a rollback: stay rolled back until `recover_after` in a row.
-    healthy = state.healthy_streak + 1
-    if rolled_back and healthy < settings.recover_after:
-        return Decision.ROLLBACK, DecisionState(0, healthy, True), (
-            f"recovering: healthy {healthy}/{settings.recover_after}",)
-    # 6. Healthy: proceed.
-    return Decision.PROCEED, DecisionState(0, healthy, False), ()
+        return Outcome(Decision.HOLD, Rule.UNIFIED_WARNING, ("unified above a warning rate",),
+                       False)
+    # 6. Unified shown below every warning rate: proceed (the only evidence promotion counts).
+    if unified.health is Health.HEALTHY:
+        return Outcome(Decision.PROCEED, Rule.POSITIVE_EVIDENCE,
+                       ("unified shown below every warning rate",), False)
+    # 7. Not enough evidence either way: hold.
+    return Outcome(Decision.HOLD, Rule.INSUFFICIENT_EVIDENCE,
+                   ("unified not yet shown below the warning rates",), False)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """SPEC "Verdict": one target's figures, verdict and its domain's decision at one instant."""
+    """SPEC "Verdict": one target's figures, verdict and its domain's decision at one instant.
+
+    Added fields: `rule` (the `Rule` of the domain's decision, the same on every row of an
+    evaluation) and `evidence` (this target's counts since the step began and, per metric, its
+    e-values against their thresholds). `reasons` are this target's own; the unified row adds
+    the decision's explanation, the legacy row never carries unified's reasons.
+    """
 
     domain: str
     routed_to: Target
@@ -241,14 +396,16 @@ class Verdict:
     verdict: Health
     decision: Decision
     reasons: tuple[str, ...]
+    rule: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, domain: str, routed_to: Target, judgement: Judgement, decision: Decision,
-           reasons: tuple[str, ...]) -> Verdict:
-        s = judgement.stats
+    def of(cls, domain: str, routed_to: Target, stats: WindowStats, judgement: Judgement,
+           decision: Decision, reasons: tuple[str, ...], rule: Rule) -> Verdict:
+        s = stats
         return cls(domain, routed_to, float(s.window_start_s), float(s.window_end_s),
                    s.requests, s.errors, round(s.error_pct, 6), s.p50_ms, s.p95_ms, s.p99_ms,
-                   judgement.health, decision, reasons)
+                   judgement.health, decision, reasons, rule.value, judgement.evidence)
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC JSON object (times as float epoch seconds, reasons as a list).
@@ -263,6 +420,10 @@ class Verdict:
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
         """A verdict from its SPEC object, checked (`BadVerdict` says what is wrong)."""
         return parse_verdict(data)
+
+
+#: Verdict fields beyond SPEC's (README "Verdict fields"): absent in older records.
+_OPTIONAL = ("rule", "evidence")
 
 
 class BadVerdict(InvalidInput, ValueError):
@@ -295,7 +456,8 @@ def parse_verdict(value: object) -> Verdict:
     _need(isinstance(domain, str) and bool(domain), "domain must be a non-empty string")
     for name in ("window_start", "window_end"):
         _need(_is_number(value.get(name)), f"{name} must be epoch seconds")
-    missing = [f.name for f in fields(Verdict) if f.name not in value]
+    missing = [f.name for f in fields(Verdict)
+               if f.name not in value and f.name not in _OPTIONAL]
     _need(not missing, f"verdict without {', '.join(missing)}")
     for name in ("requests", "errors"):
         count = value[name]
@@ -307,12 +469,15 @@ def parse_verdict(value: object) -> Verdict:
     reasons = value["reasons"]
     _need(isinstance(reasons, list | tuple) and all(isinstance(r, str) for r in reasons),
           "reasons must be a list of strings")
-    known = {f.name: value[f.name] for f in fields(Verdict)}
+    rule, evidence = value.get("rule", ""), value.get("evidence", {})
+    _need(isinstance(rule, str), "rule must be a string")
+    _need(isinstance(evidence, Mapping), "evidence must be an object")
+    known = {f.name: value[f.name] for f in fields(Verdict) if f.name not in _OPTIONAL}
     return Verdict(**{
         **known, "routed_to": Target(known["routed_to"]), "verdict": Health(known["verdict"]),
         "decision": Decision(known["decision"]), "window_start": float(known["window_start"]),
         "window_end": float(known["window_end"]), "error_pct": float(known["error_pct"]),
-        "reasons": tuple(reasons)})
+        "reasons": tuple(reasons), "rule": rule, "evidence": dict(evidence)})
 
 
 def decode_verdicts(value: bytes | None) -> list[Verdict]:

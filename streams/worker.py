@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaClient
 from trafficlight.base.errors import ServiceStartError
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.streams.actions import Actions, RollbackScope
-from trafficlight.streams.app import WorkerOptions
+from trafficlight.streams.app import WorkerApp, WorkerOptions
+from trafficlight.streams.metrics import WorkerFigures, WorkerMetrics
 from trafficlight.streams.partition import changelog_topic
 from trafficlight.streams.sink import PostgresSink, SinkOptions
 
@@ -35,20 +36,35 @@ async def prepare_topics(bootstrap_servers: str, events_topic: str, verdicts_top
     return len(partitions)
 
 
+def serve_metrics(worker_app: WorkerApp, events_topic: str, actions: Actions | None,
+                  port: int) -> WorkerMetrics:
+    """Attach the metrics hooks to the agent and serve them on 127.0.0.1:port."""
+    metrics = WorkerMetrics(WorkerFigures(
+        counters=worker_app.counters,
+        positions=lambda: worker_app.positions(events_topic),
+        last_rollback_s=lambda: dict(actions.last_rollback_s) if actions else {}))
+    worker_app.verdict_listeners.append(metrics.observe_verdicts)
+    worker_app.apply_listeners.append(metrics.observe_apply)
+    metrics.serve(port)
+    return metrics
+
+
 def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink: bool = True,
                log_sample_pct: float = 100.0,
                rollback_scope: RollbackScope = RollbackScope.DOMAIN,
-               loglevel: str = "info") -> None:
+               loglevel: str = "info", metrics_port: int | None = None) -> None:
     """Run until SIGTERM/SIGINT; Faust flushes the producer and commits on the way out.
 
     With a database: the sink (its own consumer group, `<app_id>-sink`) and the actions run
-    as tasks of the same process.
+    as tasks of the same process. With `metrics_port`: Prometheus `/metrics` on 127.0.0.1,
+    listening before Faust starts (a taken port fails the start with the port named).
     """
     import faust
 
     from trafficlight.streams.app import build_app
 
     worker_app = build_app(options)
+    actions: Actions | None = None
     if database_url is not None:
         actions = Actions(database_url, options.worker_id, rollback_scope)
         worker_app.verdict_listeners.append(actions.observe)
@@ -58,5 +74,7 @@ def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink:
                 options.bootstrap_servers, database_url, options.events_topic,
                 options.verdicts_topic, changelog_topic(options.app_id),
                 f"{options.app_id}-sink", log_sample_pct=log_sample_pct)).run)
+    if metrics_port is not None:
+        serve_metrics(worker_app, options.events_topic, actions, metrics_port)
     faust.Worker(worker_app.app, loglevel=loglevel, quiet=True,
                  redirect_stdouts=False).execute_from_commandline()

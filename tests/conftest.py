@@ -2,7 +2,9 @@
 
 Where they come from, in order: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set; testcontainers
 (Apache Kafka, PostgreSQL) with TRAFFICLIGHT_TEST_CONTAINERS=1 and a Docker engine; otherwise
-the embedded Tansu broker and pgserver Postgres, which start in about a second.
+local services: pgserver Postgres and the broker TRAFFICLIGHT_TEST_KAFKA names, ``tansu`` (the
+embedded broker, default, starts in about a second) or ``apache`` (Apache Kafka from Maven
+Central, KRaft, logs on disk; needs Java 17+ and Maven; starts in a few seconds).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from trafficlight.base.db import connect
+from trafficlight.base.local_services import BrokerKind
 from trafficlight.tools.migrate import apply_migrations
+
+#: The local broker the session runs on, from TRAFFICLIGHT_TEST_KAFKA (tansu or apache).
+TEST_BROKER = BrokerKind(os.environ.get("TRAFFICLIGHT_TEST_KAFKA", "tansu").strip().lower()
+                         or "tansu")
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,14 @@ def test_services() -> Iterator[TestServices]:
     else:
         from trafficlight.base.local_services import embedded_services
 
-        with embedded_services() as running:
+        with embedded_services(kafka=TEST_BROKER) as running:
             yield TestServices(running.bootstrap_servers, running.database_url)
+
+
+@pytest.fixture(scope="session")
+def broker_kind() -> BrokerKind:
+    """The kind of local broker this session runs on (what a test's own broker must be)."""
+    return TEST_BROKER
 
 
 @pytest.fixture(scope="session")

@@ -11,20 +11,22 @@ import pytest
 from tests.reliability.harness import UPSTREAM_DELAY_MS, RouterProcess, UpstreamProcess
 from trafficlight.base.db import connect
 from trafficlight.base.kafka import ensure_topics
-from trafficlight.base.local_services import EmbeddedBroker
+from trafficlight.base.local_services import BrokerKind, LocalBroker, local_broker
 
 #: Where each scenario's figures go (gitignored); `pytest -s` shows them as they come too.
 FIGURES_FILE = Path(__file__).parents[1] / "artifacts" / "reliability-figures.txt"
 
 
 @pytest.fixture
-def figures() -> Callable[[str], None]:
-    """``figures(line)``: record a scenario's measured figures for the closing report."""
+def figures(broker_kind: BrokerKind) -> Callable[[str], None]:
+    """``figures(line)``: record a scenario's measured figures for the closing report, each
+    line headed by the broker it ran on."""
 
     def record(line: str) -> None:
+        line = f"{broker_kind.value}: {line.strip()}"
         FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
         with FIGURES_FILE.open("a") as out:
-            out.write(line.strip() + "\n")
+            out.write(line + "\n")
         print(line)
 
     return record
@@ -60,11 +62,12 @@ def reap() -> Iterator[Callable[[K], K]]:
 
 
 @pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    """A broker this test alone may stop, kill and restart (on the same port)."""
-    broker = EmbeddedBroker().start()
+def own_broker(broker_kind: BrokerKind, service_dir: Path) -> Iterator[LocalBroker]:
+    """A broker of the session's kind this test alone may stop, kill and restart (on the
+    same port). Tansu comes back empty; Apache Kafka with every topic and record."""
+    broker = local_broker(broker_kind, service_dir / "kafka").start()
     yield broker
-    broker.stop()
+    broker.kill()
 
 
 @pytest.fixture
@@ -91,7 +94,7 @@ async def rollout_at_50(database_url: str) -> str:
 
 
 @pytest.fixture
-async def spooling_router(tmp_path: Path, own_broker: EmbeddedBroker, upstream: UpstreamProcess,
+async def spooling_router(tmp_path: Path, own_broker: LocalBroker, upstream: UpstreamProcess,
                           rollout_at_50: str,
                           events_topic_on: Callable[[str], Awaitable[str]]
                           ) -> AsyncIterator[tuple[RouterProcess, str]]:

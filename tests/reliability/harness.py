@@ -349,6 +349,17 @@ def no_fault_run(placed: Placed, now_s: float) -> tuple[list[dict[str, Any]], Bu
     return verdicts, buckets
 
 
+async def partitions_of(bootstrap_servers: str, topic: str) -> set[int]:
+    """The partitions the broker has of ``topic`` now (fresh metadata)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        return consumer.partitions_for_topic(topic) or set()
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(bootstrap_servers: str, topic: str) -> Placed:
     """Every record of ``topic`` now, by partition (reads up to the end offsets at the start)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers,

@@ -11,7 +11,12 @@ import pytest
 
 from tests.router.support import consume_events
 from trafficlight.base.kafka import ensure_topics
-from trafficlight.base.local_services import EmbeddedBroker, free_port
+from trafficlight.base.local_services import (
+    BrokerKind,
+    EmbeddedBroker,
+    free_port,
+    local_broker,
+)
 from trafficlight.router.emitter import EventEmitter
 from trafficlight.router.spool import Spool
 from trafficlight.streams.events import RoutingEvent
@@ -48,7 +53,8 @@ async def test_events_are_batched_per_domain_up_to_the_batch_size(
 
 
 async def test_while_kafka_is_away_events_wait_in_memory_then_on_disk_and_arrive_in_order(
-        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str],
+        broker_kind: BrokerKind) -> None:
     topic = unique_topic("outage")
     bootstrap = f"127.0.0.1:{unreachable_port}"
     emitter = EventEmitter(bootstrap, topic, Spool(tmp_path, 1 << 20), batch_max_events=5,
@@ -59,7 +65,7 @@ async def test_while_kafka_is_away_events_wait_in_memory_then_on_disk_and_arrive
         await asyncio.sleep(0.002)
     assert emitter.spooled_events > 0  # memory (2 kB) overflowed to the spool
 
-    broker = EmbeddedBroker(port=unreachable_port).start()
+    broker = local_broker(broker_kind, tmp_path / "kafka", unreachable_port).start()
     try:
         await ensure_topics(bootstrap, {topic: 1})
         records = await consume_events(bootstrap, topic, 200, timeout_s=60)
@@ -107,7 +113,8 @@ async def test_when_memory_and_spool_are_full_new_events_are_dropped_and_counted
 
 
 async def test_a_spool_folder_removed_under_a_running_router_does_not_stop_delivery(
-        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+        unreachable_port: int, tmp_path: Path, unique_topic: Callable[[str], str],
+        broker_kind: BrokerKind) -> None:
     topic = unique_topic("spool-removed")
     bootstrap = f"127.0.0.1:{unreachable_port}"
     emitter = EventEmitter(bootstrap, topic, Spool(tmp_path / "spool", 1 << 20),
@@ -121,7 +128,7 @@ async def test_a_spool_folder_removed_under_a_running_router_does_not_stop_deliv
         emitter.emit(event("jobs", n))
         await asyncio.sleep(0.002)
 
-    broker = EmbeddedBroker(port=unreachable_port).start()
+    broker = local_broker(broker_kind, tmp_path / "kafka", unreachable_port).start()
     try:
         await ensure_topics(bootstrap, {topic: 1})
         records = await consume_events(bootstrap, topic, 40, timeout_s=60)
@@ -130,3 +137,36 @@ async def test_a_spool_folder_removed_under_a_running_router_does_not_stop_deliv
         broker.stop()
     assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
         f"jobs-{n}" for n in range(40))
+
+
+async def test_after_a_broker_restart_events_go_only_to_partitions_the_broker_has(
+        tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+    """Tansu comes back empty; here its topic comes back with one partition of two. Sent on
+    the producer's old metadata, marketplace's records would go to partition 1, which Tansu
+    acknowledges and never serves; the emitter looks the partitions up again first."""
+    topic = unique_topic("repartitioned")
+    broker = EmbeddedBroker().start()
+    bootstrap = broker.bootstrap_servers
+    try:
+        await ensure_topics(bootstrap, {topic: 2})
+        emitter = EventEmitter(bootstrap, topic, Spool(tmp_path, 1 << 20), batch_max_events=1,
+                               batch_linger_s=0.01, request_timeout_s=1)
+        await emitter.start()
+        emitter.emit(event("jobs", 0))
+        emitter.emit(event("marketplace", 0))
+        assert len(await consume_events(bootstrap, topic, 2)) == 2
+        broker.stop()
+        for n in range(1, 11):
+            emitter.emit(event("jobs", n))
+            emitter.emit(event("marketplace", n))
+        async with asyncio.timeout(60):
+            while emitter.send_failures == 0:
+                await asyncio.sleep(0.05)
+        broker.start()
+        await ensure_topics(bootstrap, {topic: 1})
+        records = await consume_events(bootstrap, topic, 20, timeout_s=60)
+        await emitter.stop()
+    finally:
+        broker.stop()
+    assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
+        f"{domain}-{n}" for domain in ("jobs", "marketplace") for n in range(1, 11))

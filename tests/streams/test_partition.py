@@ -97,7 +97,7 @@ def test_an_event_held_by_the_far_future_guard_survives_a_restart() -> None:
     # then the worker restarts, then the confirming traffic arrives.
     jump_s = T0 + 420
     held = encode_events(records(T0 + 20, 0.05, 20) + records(jump_s, 0.05, 20))
-    confirming = encode_events(records(jump_s + 1, 2, 20, routed_to="unified"))
+    confirming = encode_events(records(jump_s + 1, 12, 20, routed_to="unified"))
     values = [*_record_values(), held, confirming]
     last = len(values) - 1
     straight = PartitionJudge(0)

@@ -1,154 +1,147 @@
+"""The domain's ladder on evidence, stepped one evaluation at a time, and the verdict rows."""
+
 from __future__ import annotations
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+import random
 
+from tests.streams.helpers import T0, batch, interleave, records
+from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 from trafficlight.streams.verdicts import (
+    Counts,
     Decision,
-    DecisionState,
+    DomainState,
     Health,
-    Judgement,
-    WindowStats,
+    Outcome,
+    Rule,
+    Verdict,
     decide,
-    error_rate_excess_z,
-    judge_window,
-    wilson_lower_pct,
+    judge_target,
 )
 
-LIMITS = Thresholds()
-SETTINGS = JudgeSettings()
+LIMITS, SETTINGS = Thresholds(), JudgeSettings()
 
 
-def stats(requests: int, errors: int = 0, p95_ms: float | None = 100.0) -> WindowStats:
-    return WindowStats(0.0, 300.0, requests, errors, p95_ms, p95_ms, p95_ms, requests)
+def step(state: DomainState, unified: Counts, legacy: Counts) -> Outcome:
+    """One evaluation: feed the step's counts, judge both targets, decide, remember."""
+    state.update(unified, legacy)
+    outcome = decide(judge_target(state.unified, LIMITS), judge_target(state.legacy, LIMITS),
+                     state, LIMITS)
+    state.rolled_back = state.rolled_back or outcome.rolled_back
+    state.shared = outcome.shared
+    return outcome
 
 
-@pytest.mark.parametrize(("requests", "errors", "expected"), [
-    (19, 19, Health.INSUFFICIENT_DATA),   # below min_requests, whatever the errors
-    (20, 0, Health.HEALTHY),
-    (20, 4, Health.HEALTHY),              # 20 % but 4 errors < min_errors
-    (10_000, 16, Health.HEALTHY),         # 0.16 %: Wilson lower 0.0985 % < 0.1 %
-    (10_000, 17, Health.WARNING),         # Wilson lower 0.106 % >= 0.1 %
-    (10_000, 63, Health.WARNING),         # Wilson lower 0.493 % < 0.5 %
-    (10_000, 64, Health.CRITICAL),        # Wilson lower 0.502 % >= 0.5 %
-])
-def test_error_rate_edges(requests: int, errors: int, expected: Health) -> None:
-    assert judge_window(stats(requests, errors), LIMITS).health is expected
+def clean(n: int = 100) -> Counts:
+    return Counts(n, 0, 0, 0)
 
 
-@pytest.mark.parametrize(("p95_ms", "samples", "expected"), [
-    (1999.0, 100, Health.HEALTHY),
-    (2000.0, 100, Health.WARNING),
-    (2999.0, 100, Health.WARNING),
-    (3000.0, 100, Health.CRITICAL),
-    (9000.0, 19, Health.HEALTHY),   # too few latencies to judge P95
-])
-def test_p95_edges(p95_ms: float, samples: int, expected: Health) -> None:
-    window = WindowStats(0.0, 300.0, 100, 0, 50.0, p95_ms, p95_ms, samples)
-    assert judge_window(window, LIMITS).health is expected
+def test_no_errors_yet_is_not_health_until_shown() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    # 1 s of 100 clean requests: nothing shown yet: hold.
+    assert step(state, clean(), clean()).rule is Rule.INSUFFICIENT_EVIDENCE
+    # 4 errors in 199 requests (2 %): never healthy/proceed.
+    assert step(state, Counts(99, 4, 0, 0), clean()).decision is not Decision.PROCEED
+    # Minutes of clean traffic later the evidence is there: proceed.
+    fresh = DomainState.new(LIMITS, SETTINGS)
+    outcomes = [step(fresh, clean(), clean()) for _ in range(300)]
+    assert outcomes[-1] == Outcome(Decision.PROCEED, Rule.POSITIVE_EVIDENCE,
+                                   ("unified shown below every warning rate",), False)
 
 
-@given(st.integers(min_value=1, max_value=100_000), st.data())
-def test_wilson_lower_bound_never_exceeds_the_observed_rate(requests: int, data) -> None:
-    errors = data.draw(st.integers(min_value=0, max_value=requests))
-    assert wilson_lower_pct(errors, requests, 1.96) <= 100.0 * errors / requests + 1e-9
+def test_a_shared_outage_on_the_same_metric_holds() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    for _ in range(120):
+        step(state, clean(), clean())
+    # Both targets at 30 % errors (a provider down): breach shared, unified not worse.
+    rng = random.Random(5)
+    outcomes = [step(state, Counts(100, sum(rng.random() < 0.3 for _ in range(100)), 0, 0),
+                     Counts(100, sum(rng.random() < 0.3 for _ in range(100)), 0, 0))
+                for _ in range(120)]
+    assert Rule.SHARED_BREACH in {o.rule for o in outcomes}
+    # The outage ends: both recover at their own pace, never blaming unified.
+    outcomes += [step(state, clean(), clean()) for _ in range(600)]
+    assert {o.decision for o in outcomes} <= {Decision.HOLD, Decision.PROCEED}
 
 
-def test_one_error_at_runbook_volume_never_rolls_back() -> None:
-    # ~50 unified requests an hour: a 5-min window holds ~4; even a whole hour is 50.
-    for requests in (4, 20, 50):
-        assert judge_window(stats(requests, 1), LIMITS).health in (
-            Health.HEALTHY, Health.INSUFFICIENT_DATA)
+def test_legacy_slow_does_not_hide_unified_errors() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    # Legacy: half its requests slower than 3 s (critical latency); unified: 5 % errors.
+    outcomes = [step(state, Counts(100, 5, 0, 0), Counts(100, 0, 60, 50)) for _ in range(5)]
+    assert outcomes[-1].decision is Decision.ROLLBACK
+    assert outcomes[-1].rule in (Rule.UNIFIED_BREACH, Rule.ROLLED_BACK)
 
 
-#: Window figures that fit each verdict, so comparisons between targets see real rates.
-_ERRORS_FOR = {Health.HEALTHY: 0, Health.WARNING: 4, Health.CRITICAL: 60,
-               Health.INSUFFICIENT_DATA: 0}
+def test_unified_significantly_worse_than_a_failing_legacy_rolls_back() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    # Both above 0.5 % errors, but unified 20 % against legacy's 2 %.
+    outcomes = [step(state, Counts(100, 20, 0, 0), Counts(100, 2, 0, 0)) for _ in range(20)]
+    assert Decision.ROLLBACK in {o.decision for o in outcomes}
 
 
-def judged(health: Health, requests: int = 1000, errors: int | None = None) -> Judgement:
-    figures = stats(requests, _ERRORS_FOR[health] if errors is None else errors)
-    return Judgement(health, (health.value,), figures, (figures,))
+def test_unified_worse_than_legacy_inside_the_thresholds_is_not_rolled_back() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    # Unified 0.05 % errors, legacy none: worse, but well inside 0.5 %.
+    rng = random.Random(2)
+    outcomes = [step(state, Counts(100, int(rng.random() < 0.05), 0, 0), clean())
+                for _ in range(3000)]
+    assert Decision.ROLLBACK not in {o.decision for o in outcomes}
 
 
-@pytest.mark.parametrize(("unified", "expected"), [
-    (Health.HEALTHY, Decision.PROCEED),
-    (Health.WARNING, Decision.HOLD),
-    (Health.INSUFFICIENT_DATA, Decision.HOLD),
-    (Health.CRITICAL, Decision.HOLD),  # first critical: hysteresis holds
-])
-def test_verdict_to_decision(unified: Health, expected: Decision) -> None:
-    decision, _, _ = decide(
-        judged(unified), judged(Health.HEALTHY), DecisionState(), SETTINGS, LIMITS)
-    assert decision is expected
+def test_a_rollback_stays_until_the_step_changes() -> None:
+    judge = Judge()
+    bad = records(T0, 30, 100, error_every=10)
+    verdicts = judge.ingest(batch(bad))
+    assert verdicts[-1].decision == "rollback"
+    # Still bad traffic, same config version: rolled back.
+    later = judge.ingest(batch(records(T0 + 30, 5, 100)))
+    assert {v.rule for v in later} == {"rolled_back"}
+    # A new config version (the operator re-enabled): the evidence restarts.
+    again = [{**e, "config_version": 2} for e in records(T0 + 35, 5, 100)]
+    after = judge.ingest(batch(again))
+    assert after[-1].decision == "hold" and after[-1].rule == "insufficient_evidence"
 
 
-def test_consecutive_criticals_roll_back_and_healthy_streak_recovers() -> None:
-    state = DecisionState()
-    steps = [Health.CRITICAL, Health.CRITICAL, Health.HEALTHY, Health.HEALTHY, Health.HEALTHY]
-    decisions = []
-    for health in steps:
-        decision, state, _ = decide(judged(health), judged(Health.HEALTHY), state, SETTINGS, LIMITS)
-        decisions.append(decision)
-    assert decisions == [Decision.HOLD, Decision.ROLLBACK, Decision.ROLLBACK,
-                         Decision.ROLLBACK, Decision.PROCEED]
+def test_ten_percent_errors_at_runbook_volume_roll_back_within_the_hour() -> None:
+    # ~50 unified requests an hour, 10 % of them errors, from the step start (seeded).
+    rng = random.Random(11)
+    events, ts = [], T0
+    while ts < T0 + 3600:
+        ts += rng.expovariate(50 / 3600)
+        event = records(ts, 1, 1)[0]
+        if rng.random() < 0.1:
+            event["status"] = "error"
+        events.append(event)
+    verdicts = Judge().ingest(batch(events))
+    rollback = next(v for v in verdicts if v.decision == "rollback")
+    assert rollback.window_end - T0 <= 3600 and rollback.verdict == "critical"
 
 
-def test_a_warning_between_criticals_restarts_the_count() -> None:
-    state = DecisionState()
-    for health in (Health.CRITICAL, Health.WARNING, Health.CRITICAL):
-        decision, state, _ = decide(judged(health), judged(Health.HEALTHY), state, SETTINGS, LIMITS)
-    assert decision is Decision.HOLD
+def test_one_error_at_runbook_volume_does_not_roll_back() -> None:
+    events = records(T0, 3 * 3600, 50 / 3600)
+    events[70]["status"] = "error"
+    verdicts = Judge().ingest(batch(events))
+    assert {v.decision for v in verdicts} == {"hold"}
 
 
-def test_a_regression_legacy_shares_is_held_not_rolled_back() -> None:
-    state = DecisionState()
-    for _ in range(5):
-        decision, state, reasons = decide(
-            judged(Health.CRITICAL), judged(Health.CRITICAL), state, SETTINGS, LIMITS)
-    assert decision is Decision.HOLD
-    assert reasons[0].startswith("shared regression")
+def test_legacy_rows_carry_their_own_reasons_only() -> None:
+    verdicts = Judge().ingest(batch(interleave(records(T0, 30, 100, error_every=10),
+                                               records(T0, 30, 100, routed_to="legacy"))))
+    unified = [v for v in verdicts if v.routed_to == "unified"][-1]
+    legacy = [v for v in verdicts if v.routed_to == "legacy"][-1]
+    assert unified.decision == legacy.decision == "rollback"
+    assert unified.verdict == Health.CRITICAL and legacy.verdict != Health.CRITICAL
+    assert not set(legacy.reasons) & set(unified.reasons)
+    assert legacy.evidence["errors"]["hits"] == 0
 
 
-def test_an_outage_legacy_shares_at_a_similar_rate_is_held_while_legacy_dips() -> None:
-    # Both targets fail ~30 %; this evaluation legacy's noisy window is only a warning.
-    state = DecisionState()
-    for _ in range(5):
-        decision, state, _ = decide(judged(Health.CRITICAL, 25, 8),
-                                    judged(Health.WARNING, 23, 5), state, SETTINGS, LIMITS)
-    assert decision is Decision.HOLD
+def test_a_verdict_round_trips_through_its_dict() -> None:
+    verdict = Judge().ingest(batch(records(T0, 12, 10)))[-1]
+    assert Verdict.from_dict(verdict.to_dict()) == verdict
+    assert Verdict.from_dict({**verdict.to_dict(), "unknown_field": 1}) == verdict
 
 
-def test_unified_significantly_worse_than_a_failing_legacy_is_rolled_back() -> None:
-    # Legacy has a few errors of its own; unified is far worse over the same window.
-    state = DecisionState()
-    for _ in range(2):
-        decision, state, _ = decide(judged(Health.CRITICAL, 1000, 60),
-                                    judged(Health.WARNING, 1000, 6), state, SETTINGS, LIMITS)
-    assert decision is Decision.ROLLBACK
-
-
-def test_legacy_without_errors_does_not_excuse_unified() -> None:
-    state = DecisionState()
-    for _ in range(2):
-        decision, state, _ = decide(judged(Health.CRITICAL, 20, 6),
-                                    judged(Health.HEALTHY, 25, 0), state, SETTINGS, LIMITS)
-    assert decision is Decision.ROLLBACK
-
-
-@given(st.integers(20, 2000), st.integers(0, 2000), st.integers(20, 2000), st.integers(0, 2000))
-def test_equal_error_rates_are_never_significantly_worse(
-    unified_requests: int, unified_errors: int, legacy_requests: int, legacy_errors: int
-) -> None:
-    unified = stats(unified_requests, min(unified_errors, unified_requests))
-    assert error_rate_excess_z(unified, unified) == 0.0
-    legacy = stats(legacy_requests, min(legacy_errors, legacy_requests))
-    assert error_rate_excess_z(unified, legacy) == pytest.approx(
-        -error_rate_excess_z(legacy, unified))
-
-
-def test_decision_state_round_trips() -> None:
-    state = DecisionState(1, 0, True)
-    assert DecisionState.from_dict(state.to_dict()) == state
+def test_domain_state_round_trips_through_json() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    step(state, Counts(100, 3, 7, 1), Counts(50, 0, 2, 0))
+    assert DomainState.from_dict(state.to_dict(), LIMITS, SETTINGS) == state

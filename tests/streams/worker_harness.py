@@ -122,10 +122,14 @@ async def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: byte
 
 
 async def read_until(bootstrap: str, topic: str, done: Callable[[list[dict[str, Any]]], bool],
-                     timeout_s: float = 60) -> list[dict[str, Any]]:
-    """JSON values of `topic` from the beginning until `done(values)` (or a timeout error)."""
+                     timeout_s: float = 180) -> list[dict[str, Any]]:
+    """JSON values of `topic` from the beginning until `done(values)` (or a timeout error: a
+    safety net for a busy machine, not a figure)."""
+    # The topic may not exist yet (a worker on a busy machine creates it late): refresh
+    # metadata every second, not aiokafka's default 5 minutes, so it is seen when it appears.
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                metadata_max_age_ms=1000)
     await consumer.start()
     values: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s

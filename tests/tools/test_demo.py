@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from trafficlight.base.db import connect
@@ -61,6 +62,8 @@ class DemoRun:
     lines: list[str] = field(default_factory=list)
     children: dict[int, str] = field(default_factory=dict)
     knob_output: str = ""
+    status_output: str = ""
+    metrics_text: str = ""
     last_config: dict = field(default_factory=dict)
     rollback_verdicts: int = 0
     verdicts: int = 0
@@ -114,6 +117,19 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         run.children = descendants(proc.pid)
         await _read_until(proc, run, r"DISABLED.* by demo-worker")
         run.knob_output = await _cli("demo-knob", cwd=workdir, env=env)
+        alert = r"alert \(would post\): .*critical -> rollback"
+        if run.line_matching(alert) is None:  # it may come before the config line
+            await _read_until(proc, run, alert)
+        exports = run.line_matching(r"^\s+export KAFKA_BOOTSTRAP_SERVERS=")
+        assert exports is not None
+        operator_env = {**env, **dict(
+            (name, value.strip("'")) for name, value in
+            (item.split("=", 1) for item in exports.split()[1:]))}
+        run.status_output = await _cli("status", cwd=workdir, env=operator_env)
+        metrics = run.line_matching(r"^\s+metrics\s+http://")
+        assert metrics is not None
+        async with aiohttp.ClientSession() as http, http.get(metrics.split()[1]) as response:
+            run.metrics_text = await response.text()
         conn = await connect(database_url)
         try:
             run.last_config = dict(await conn.fetchrow(
@@ -169,3 +185,66 @@ def test_ctrl_c_stops_everything_without_orphans(demo_run: DemoRun) -> None:
         alive = {pid: start for pid, start in alive.items() if _start_time(pid) == start}
         time.sleep(0.2)
     assert alive == {}
+
+
+def test_operator_commands_reach_the_demo_through_its_export_lines(demo_run: DemoRun) -> None:
+    assert "automatic rollback" in demo_run.status_output
+    assert "jobs" in demo_run.status_output
+
+
+def test_the_alert_consumer_prints_what_it_would_have_posted(demo_run: DemoRun) -> None:
+    assert demo_run.line_matching(r"alerts\s+http://127\.0\.0\.1:\d+/alerts")
+    assert demo_run.line_matching(r"alert \(would post\): trafficlight \w+/unified: "
+                                  r"critical -> rollback")
+
+
+def test_the_traffic_line_shows_the_last_interval(demo_run: DemoRun) -> None:
+    assert demo_run.line_matching(r"traffic, last \d+s: \d+ answered \(\d+/s\), "
+                                  r"[\d.]+% to unified")
+
+
+def test_ctrl_c_says_what_it_waits_for(demo_run: DemoRun) -> None:
+    assert demo_run.line_matching(r"stopping router: waiting up to [\d.]+s for it to flush")
+    assert demo_run.line_matching(r"stopping worker: waiting up to [\d.]+s for it to commit")
+    assert demo_run.line_matching(r"stopping the embedded broker and Postgres")
+
+
+def test_a_taken_port_names_the_port_and_the_fix(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    env = {**os.environ, "TRAFFICLIGHT_HOME": str(tmp_path / "home")}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", str(port),
+             "--dashboard-port", "0"], capture_output=True, text=True, timeout=120, env=env,
+            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: cannot listen on 127.0.0.1:{port} (")
+    assert "pass --router-port 0 for a free port" in result.stderr
+
+
+def test_a_new_demo_empties_the_previous_runs_folder_and_only_then(tmp_path: Path) -> None:
+    from trafficlight.tools.demo import fresh_demo_folder
+
+    # What a failed run leaves: its logs stay readable until the next demo starts.
+    (tmp_path / "services" / "postgres").mkdir(parents=True)
+    (tmp_path / "router.log").write_text("router: cannot bind\n")
+    (tmp_path / "notes.txt").write_text("mine")
+
+    fresh_demo_folder(tmp_path)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_demo_workers_metrics_show_the_rollback(demo_run: DemoRun) -> None:
+    assert re.search(r"^trafficlight_worker_events_judged_total [1-9]", demo_run.metrics_text,
+                     re.M)
+    assert re.search(r'^trafficlight_worker_last_rollback_timestamp_seconds\{domain="\w+"\} ',
+                     demo_run.metrics_text, re.M)
+    assert re.search(r'^trafficlight_worker_verdict\{domain="\w+",routed_to="unified"\} [12]',
+                     demo_run.metrics_text, re.M)

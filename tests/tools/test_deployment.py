@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ def test_kafka_is_the_official_image_in_kraft_mode(compose: dict[str, Any]) -> N
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert "ZOOKEEPER" not in " ".join(env)
     assert kafka["volumes"] == ["kafka-data:/var/lib/kafka/data"]
+
+
+def test_kafka_is_the_release_the_tests_run(compose: dict[str, Any]) -> None:
+    pom = ET.parse(ROOT / "deploy" / "kafka" / "pom.xml").getroot()
+    tested = pom.findtext("{http://maven.apache.org/POM/4.0.0}properties/"
+                          "{http://maven.apache.org/POM/4.0.0}kafka.version")
+    assert tested is not None and tested.startswith("4.")
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{tested}"
 
 
 def test_postgres_is_postgresql_14_or_newer(compose: dict[str, Any]) -> None:

@@ -174,14 +174,16 @@ async def test_report_command_writes_markdown_and_a_png_chart(
 
     result = await run_cli("report", "--since", "2026-11-28T00:00:00Z", "--until",
                            "2026-11-29T00:00:00Z", "--out", str(out), "--chart", str(chart),
-                           env={"DATABASE_URL": database_url})
+                           env={"DATABASE_URL": database_url, "TZ": "Europe/Berlin"})
 
     assert result.exit_code == 0, result.stderr
     markdown = out.read_text()
-    assert markdown.startswith("# Rollout report: 2026-11-28 00:00 to 2026-11-29 00:00 UTC")
+    # Times in the reader's zone, as ISO 8601 with the offset.
+    assert markdown.startswith(
+        "# Rollout report: 2026-11-28T01:00+01:00 to 2026-11-29T01:00+01:00")
     assert "![Error rate and P95 per target over time](rollout.png)" in markdown
     assert "## Step 3: 25% (config version" in markdown
-    assert ("- **End:** 2026-11-28 16:30 UTC (4 h 30 min), next change by bob: "
+    assert ("- **End:** 2026-11-28T17:30+01:00 (4 h 30 min), next change by bob: "
             "Emergency rollback - high error rate") in markdown
     summary_rows = [line for line in markdown.splitlines() if line.startswith("| 3 |")]
     assert len(summary_rows) == 1 and summary_rows[0].endswith("| **rollback** |")

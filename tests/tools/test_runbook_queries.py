@@ -151,3 +151,26 @@ async def test_time_range_summaries_can_use_the_logs_index(
     ))
 
     assert "webhook_routing_logs_time_domain_target_idx" in plan
+
+
+async def test_health_figures_are_rounded_not_float_noise(
+    conn_with_logs: asyncpg.Connection,
+) -> None:
+    now = datetime.now(UTC)
+    await conn_with_logs.execute(
+        "INSERT INTO webhook_routing_verdicts (domain, routed_to, window_start, window_end, "
+        "requests, errors, error_pct, p50_ms, p95_ms, p99_ms, verdict, decision, reasons) "
+        "VALUES ('jobs', 'unified', $1, $2, 600, 1, 0.16666666666, 90.30000000000001, "
+        "123.45600000000002, 410.04999999999995, 'healthy', 'proceed', '{}')",
+        now - timedelta(minutes=5), now)
+
+    row = await conn_with_logs.fetchrow(
+        "SELECT error_pct::text, p50_ms::text, p95_ms::text, p99_ms::text "
+        "FROM check_routing_health() WHERE domain = 'jobs' AND routed_to = 'unified'")
+    stats = await conn_with_logs.fetch(
+        "SELECT avg_ms::text, p95_ms::text, error_pct::text FROM webhook_routing_stats")
+
+    assert tuple(row) == ("0.167", "90.3", "123.5", "410.1")
+    for figures in stats:
+        for text in figures:
+            assert len(text.partition(".")[2]) <= 3, figures

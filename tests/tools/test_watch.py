@@ -130,3 +130,22 @@ def test_verdict_lines_are_coloured_by_verdict(verdict: str, colour: str) -> Non
     line = verdict_line(Verdict.from_dict(_verdict(verdict=verdict)))
 
     assert click.style(verdict.ljust(17), fg=colour, bold=True) in line
+
+
+async def test_watch_shows_changes_by_default_and_every_verdict_with_all(
+    run_cli: RunCli, kafka_bootstrap: str, verdict_topic: str, producer: AIOKafkaProducer
+) -> None:
+    states = ["healthy", "healthy", "critical", "critical", "healthy"]
+    for i, state in enumerate(states):
+        await producer.send_and_wait(verdict_topic, orjson.dumps(_verdict(
+            verdict=state, window_end=1_795_867_500.0 + i)), key=b"jobs", partition=0)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+
+    changes = await run_cli("watch", "--topic", verdict_topic, "--from-beginning", "--count",
+                            "3", "--json", env=env)
+    every = await run_cli("watch", "--topic", verdict_topic, "--from-beginning", "--count",
+                          "5", "--json", "--all", env=env)
+
+    assert [json.loads(line)["verdict"] for line in changes.stdout.splitlines()] == [
+        "healthy", "critical", "healthy"]
+    assert [json.loads(line)["verdict"] for line in every.stdout.splitlines()] == states

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from enum import StrEnum
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from trafficlight.base.errors import ServiceStartError
+from trafficlight.base.errors import ConfigError, ServiceStartError
 from trafficlight.base.settings import EVENTS_TOPIC, VERDICTS_TOPIC
 
 #: Partitions of the events topic: the ceiling on how many workers share the judging.
@@ -40,3 +41,42 @@ async def ensure_topics(bootstrap_servers: str, topics: dict[str, int] | None = 
         raise ServiceStartError(f"cannot create topics on {bootstrap_servers}: {exc}") from None
     finally:
         await admin.close()
+
+
+class BrokerFlavor(StrEnum):
+    """Which broker implementation serves the cluster: what the worker may rely on."""
+
+    APACHE = "apache"
+    #: The embedded broker: it reports a changelog's end offset short of its last records
+    #: and completes a group join only after the rebalance timeout.
+    TANSU = "tansu"
+
+
+#: The cluster id Tansu reports unless started with another (the embedded broker never is).
+TANSU_CLUSTER_ID = "tansu_cluster"
+
+
+async def detect_broker(bootstrap_servers: str) -> BrokerFlavor:
+    """``TRAFFICLIGHT_KAFKA_BROKER`` when set, else Tansu by its cluster id, else Apache Kafka
+    (anything else speaks the protocol as Apache Kafka does)."""
+    configured = os.environ.get("TRAFFICLIGHT_KAFKA_BROKER")
+    if configured:
+        try:
+            return BrokerFlavor(configured.strip().lower())
+        except ValueError:
+            choices = ", ".join(flavor.value for flavor in BrokerFlavor)
+            raise ConfigError(f"TRAFFICLIGHT_KAFKA_BROKER: expected one of {choices}, "
+                              f"got {configured!r}") from None
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise ServiceStartError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from None
+    try:
+        cluster = await admin.describe_cluster()
+    except KafkaError as exc:
+        raise ServiceStartError(f"cannot describe the cluster at {bootstrap_servers}: "
+                                f"{exc}") from None
+    finally:
+        await admin.close()
+    return BrokerFlavor.TANSU if cluster["cluster_id"] == TANSU_CLUSTER_ID else BrokerFlavor.APACHE

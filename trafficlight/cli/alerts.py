@@ -1,9 +1,10 @@
-"""`trafficlight alerts`: post verdict changes to a webhook."""
+"""`trafficlight alerts`: post verdict changes to every channel given."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import click
 
@@ -16,29 +17,37 @@ from trafficlight.tools.alerts.consumer import (
     AlertSettings,
     run_alerts,
 )
-from trafficlight.tools.alerts.delivery import RetryPolicy, redact_webhook
+from trafficlight.tools.alerts.delivery import RetryPolicy
+
+NOTIFY_ENV = "TRAFFICLIGHT_ALERTS_NOTIFY"
 
 
 @click.command()
-@click.option("--webhook", "webhook_url", envvar=WEBHOOK_ENV, required=True,
-              help=f"Slack-compatible incoming webhook URL (or env {WEBHOOK_ENV}).")
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL",
+              help="An Apprise URL (repeatable): slack://, msteams://, pagerduty://, "
+                   f"mailto://, json://HOST/PATH, ... (or env {NOTIFY_ENV}, space-separated).")
+@click.option("--webhook", "webhook_url", envvar=WEBHOOK_ENV, default=None,
+              help=f"A Slack-compatible incoming webhook URL (or env {WEBHOOK_ENV}).")
 @click.option("--topic", default=settings.VERDICTS_TOPIC, show_default=True)
 @click.option("--group-id", default=DEFAULT_GROUP_ID, show_default=True,
               help="Its own consumer group: the workers never wait for it.")
-@click.option("--max-attempts", default=RetryPolicy.max_attempts, show_default=True, type=int)
-def alerts(webhook_url: str, topic: str, group_id: str, max_attempts: int) -> None:
-    """Post each verdict or decision change per domain and target to a Slack webhook."""
+@click.option("--max-attempts", default=RetryPolicy.max_attempts, show_default=True,
+              type=click.IntRange(1))
+def alerts(notify_urls: tuple[str, ...], webhook_url: str | None, topic: str, group_id: str,
+           max_attempts: int) -> None:
+    """Post each verdict or decision change per domain and target to every channel."""
+    notify = (*notify_urls, *os.environ.get(NOTIFY_ENV, "").split())
+    if not notify and not webhook_url:
+        raise ConfigError(f"no alert channel: give --notify URL (or {NOTIFY_ENV}) or "
+                          f"--webhook URL (or {WEBHOOK_ENV})")
     bootstrap = settings.required_kafka_bootstrap_servers()
-    if not webhook_url.startswith(("http://", "https://")):
-        raise ConfigError("--webhook must be an http:// or https:// URL")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = AlertSettings(bootstrap, webhook_url, topic=topic, group_id=group_id,
+    config = AlertSettings(bootstrap, webhook_urls=(webhook_url,) if webhook_url else (),
+                           notify_urls=notify, topic=topic, group_id=group_id,
                            retry=RetryPolicy(max_attempts=max_attempts))
 
     async def main() -> None:
         stop = stop_event_on_signals()
-        click.echo(f"alerts: {topic} -> {redact_webhook(webhook_url)} (group {group_id})",
-                   err=True)
-        await run_alerts(config, stop)
+        await run_alerts(config, stop, announce=lambda line: click.echo(line, err=True))
 
     asyncio.run(main())

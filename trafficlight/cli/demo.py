@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 import click
 
+from trafficlight.base import settings
 from trafficlight.base.local_services import free_port
 from trafficlight.streams.events import Target
-from trafficlight.tools.demo import DemoOptions, Say, run_demo
+from trafficlight.tools.demo import DemoOptions, Say, fresh_demo_folder, run_demo
 from trafficlight.tools.demo_knob import call_knobs, knobs_url
 
 
@@ -37,7 +37,8 @@ from trafficlight.tools.demo_knob import call_knobs, knobs_url
 @click.option("--duration", default=None, metavar="DURATION",
               help="Stop by itself after this long (default: run until Ctrl-C).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep services' data and logs here (default: a temporary folder).")
+              help="Keep services' data and logs here (default: .trafficlight/demo, "
+                   "emptied when the next demo starts).")
 def demo(speed: float, rate: float | None, incident_at: str | None, incident_error_pct: float,
          start_percentage: float, rollout_plan: str, bake: str, router_port: int,
          dashboard_port: int, duration: str | None, data_dir: Path | None) -> None:
@@ -62,12 +63,13 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
         duration_s=seconds("duration", duration),
     )
     say = Say()
-    if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run_demo(options, data_dir.absolute(), say))
-        return
-    with tempfile.TemporaryDirectory(prefix="trafficlight-demo-") as workdir:
-        asyncio.run(run_demo(options, Path(workdir), say))
+    # Not a temporary folder: the logs of a run that failed stay for reading, and removing
+    # Postgres' files would hold Ctrl-C up for seconds. The next demo starts it afresh.
+    workdir = (data_dir or settings.STATE_DIR / "demo").absolute()
+    if data_dir is None:
+        fresh_demo_folder(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run_demo(options, workdir, say))
 
 
 @click.command("demo-knob")

@@ -34,12 +34,16 @@ for _command in (migrate, services, router_command, worker_command, replay_comma
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a TrafficlightError becomes one line on stderr and its exit code."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        cli.main(args=argv, prog_name="trafficlight", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, as docs/operator.md says; exit code 2
+        command = exc.ctx.command_path if exc.ctx is not None else "trafficlight"
+        click.echo(f"error: {exc.format_message()} (`{command} -h` for usage)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

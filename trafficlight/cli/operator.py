@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,19 @@ from trafficlight.tools.display import config_summary, health_table, plan_summar
 
 _INCIDENT = re.compile(r"^(?P<kind>[a-z_]+)(?::(?P<domain>[a-z_-]+))?@(?P<at>[^/]+)/(?P<for>.+)$")
 _PERCENTAGE = re.compile(r"^(?P<pct>[0-9.]+)(?:@(?P<at>.+))?$")
+
+def _check_writable(option: str, path: Path | None) -> None:
+    """A path we are about to write: one line naming it and why not, before any work."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InvalidInput(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise InvalidInput(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"{option} {path}: not writable (permission denied)")
+
 
 def _database_url() -> str:
     return settings.required_database_url()
@@ -97,6 +111,7 @@ def simulate(out: Path, start: str | None, duration: str, volume_scale: float,
              percentages: tuple[str, ...], incidents: tuple[str, ...], diurnal: float,
              count: int | None, seed: int) -> None:
     """Write a realistic, labelled event file (and OUT.incidents.json) for replay and tests."""
+    _check_writable("--out", out)
     from trafficlight.tools.jsonl import write_jsonl
     from trafficlight.tools.simulate import (
         RUNBOOK_VOLUMES_PER_H,
@@ -137,6 +152,8 @@ def export(since: str, until: str, out: Path | None) -> None:
     """Write webhook_routing_logs between two times as a replayable JSONL file."""
     from trafficlight.tools.export import export_logs
 
+    _check_writable("--out", out)
+
     since_at, until_at = _time_range(since, until)
     written = asyncio.run(export_logs(_database_url(), since_at, until_at, out))
     click.echo(f"exported {written} events", err=True)
@@ -176,6 +193,8 @@ def report(since: str, until: str, out: Path | None, chart: Path | None, bucket:
 
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise InvalidInput(f"--chart {chart}: the chart is written as .png or .svg")
+    _check_writable("--out", out)
+    _check_writable("--chart", chart)
     since_at, until_at = _time_range(since, until)
     bucket_span = timedelta(seconds=parse_duration_s(bucket)) if bucket else None
     thresholds = load_thresholds(thresholds_path) if thresholds_path else None
@@ -310,11 +329,14 @@ def rollback(reason: str, domain: str | None, as_json: bool) -> None:
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Stop after this many verdicts.")
 @click.option("--topic", default=None, help="Verdict topic (default webhook-routing-verdicts).")
+@click.option("--all", "every_heartbeat", is_flag=True,
+              help="Every verdict (one per target per second), not only changes.")
 @json_option
 def watch(domain: str | None, from_beginning: bool, count: int | None, topic: str | None,
-          as_json: bool) -> None:
-    """Follow the verdicts as the workers publish them, coloured by verdict."""
-    from trafficlight.tools.watch import follow_verdicts
+          every_heartbeat: bool, as_json: bool) -> None:
+    """Follow the verdicts as the workers publish them, coloured by verdict: by default each
+    target's first and then only changes of verdict or decision (--all for every one)."""
+    from trafficlight.tools.watch import ChangeFilter, follow_verdicts
 
     bootstrap = settings.required_kafka_bootstrap_servers()
     name = topic or settings.VERDICTS_TOPIC
@@ -323,7 +345,10 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
 
     def ready() -> None:
         where = "the beginning" if from_beginning else "now"
-        click.echo(f"watching {name} from {where}; Ctrl-C to stop", err=True)
+        which = "every verdict" if every_heartbeat else "changes (--all: every verdict)"
+        click.echo(f"watching {name} from {where}, {which}; Ctrl-C to stop", err=True)
+
+    changes = ChangeFilter()
 
     async def follow() -> None:
         shown = 0
@@ -334,6 +359,8 @@ def watch(domain: str | None, from_beginning: bool, count: int | None, topic: st
                            f"{received.problem}", err=True)
                 continue
             if domain is not None and received.verdict.domain != domain:
+                continue
+            if not every_heartbeat and not changes.is_news(received.verdict):
                 continue
             click.echo(orjson.dumps(received.verdict.to_dict()).decode() if as_json
                        else verdict_line(received.verdict))

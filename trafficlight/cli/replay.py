@@ -19,6 +19,7 @@ from trafficlight.tools.replay import (
     Replay,
     comparison_table,
     file_batches,
+    progress_bar,
     replay_topic,
     topic_batches,
 )
@@ -32,7 +33,9 @@ from trafficlight.tools.simulate import incidents_path, read_incidents
               help="Thresholds TOML; repeat to compare sets side by side (default: built-in).")
 @click.option("--window", default=None, help="Trailing window, e.g. 5m (default: the set's).")
 @click.option("--step", default=None, help="Evaluation step, e.g. 1s (default: the set's).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
+              show_default=True,
+              help="table: side by side per thresholds set; jsonl: one verdict per line.")
 @click.option("--since", default=None, help="Only events at or after (epoch s or ISO).")
 @click.option("--until", default=None, help="Only events before (epoch s or ISO).")
 @click.option("--topic", default=settings.EVENTS_TOPIC, show_default=True,
@@ -44,11 +47,13 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     """Verdicts the given thresholds would have produced over recorded events."""
     sets = [load_thresholds(p) for p in threshold_files] or [ThresholdSet()]
     try:
-        overrides = {k: parse_whole_seconds(v) for k, v in
-                     (("window_s", window), ("step_s", step)) if v is not None}
+        window_s = parse_whole_seconds(window) if window is not None else None
+        step_s = parse_whole_seconds(step) if step is not None else None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    sets = [replace(s, settings=replace(s.settings, **overrides)) for s in sets]
+    sets = [replace(s, settings=replace(
+        s.settings, window_s=window_s or s.settings.window_s,
+        step_s=step_s or s.settings.step_s)) for s in sets]
     now = datetime.now(UTC)
     since_s, until_s = parse_instant_s(since, now), parse_instant_s(until, now)
     rejects = RejectLog(strict, source)
@@ -65,8 +70,10 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"{source}: no such file")
-        for partition, batch in file_batches(path, rejects, since_s, until_s):
-            run.feed(partition, batch)
+        with progress_bar() as bar:
+            for partition, batch in file_batches(path, rejects, since_s, until_s):
+                run.feed(partition, batch)
+                bar.advance(batch)
     summaries, incidents = run.summaries, run.incidents()
     if fmt == "table":
         click.echo(comparison_table(summaries, incidents, sets[0].settings.window_s))

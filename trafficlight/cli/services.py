@@ -10,7 +10,7 @@ import click
 
 from trafficlight.base import settings
 from trafficlight.base.kafka import ensure_topics
-from trafficlight.base.local_services import embedded_services
+from trafficlight.base.local_services import BrokerKind, embedded_services
 from trafficlight.base.signals import wait_for_stop_signal
 from trafficlight.tools.migrate import apply_migrations
 
@@ -30,13 +30,18 @@ def migrate(directory: Path | None) -> None:
 
 @click.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Where Postgres keeps its data (default: .trafficlight/).")
+              default=None,
+              help="Where Postgres and Apache Kafka keep their data (default: .trafficlight/).")
 @click.option("--migrate/--no-migrate", "run_migrations", default=True,
               help="Apply migrations once Postgres is up.")
-def services(data_dir: Path | None, run_migrations: bool) -> None:
-    """Start the embedded Kafka broker and Postgres; print `export` lines; Ctrl-C stops both."""
+@click.option("--kafka", type=click.Choice([kind.value for kind in BrokerKind]),
+              default=BrokerKind.TANSU.value, show_default=True,
+              help="tansu: embedded, memory only, no Java needed. apache: Apache Kafka (KRaft) "
+                   "with its logs on disk, needs Java 17+ and Maven.")
+def services(data_dir: Path | None, run_migrations: bool, kafka: str) -> None:
+    """Start a local Kafka broker and Postgres; print `export` lines; Ctrl-C stops both."""
 
-    with embedded_services(data_dir or settings.STATE_DIR) as running:
+    with embedded_services(data_dir or settings.STATE_DIR, BrokerKind(kafka)) as running:
         asyncio.run(ensure_topics(running.bootstrap_servers))
         if run_migrations:
             asyncio.run(apply_migrations(running.database_url))

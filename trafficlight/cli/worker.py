@@ -22,6 +22,8 @@ from trafficlight.base import settings
               default=None, help="Thresholds TOML (default: SPEC defaults).")
 @click.option("--web-port", type=int, default=None,
               help="Serve Faust's web endpoints on 127.0.0.1:PORT (default: off).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus /metrics on 127.0.0.1:PORT (default: off).")
 @click.option("--sink/--no-sink", default=True, show_default=True,
               help="Write events, buckets and verdicts to DATABASE_URL.")
 @click.option("--log-sample-pct", type=click.FloatRange(0, 100), default=100.0,
@@ -32,15 +34,15 @@ from trafficlight.base import settings
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: str, app_id: str,
                    worker_id: str | None, thresholds_path: Path | None, web_port: int | None,
-                   sink: bool, log_sample_pct: float, rollback_scope: str,
-                   loglevel: str) -> None:
+                   metrics_port: int | None, sink: bool, log_sample_pct: float,
+                   rollback_scope: str, loglevel: str) -> None:
     """Judge routing events: verdicts to the verdict topic, state in Faust tables.
 
     The workers follow the rollout plan stored in Postgres (`trafficlight plan set`).
     """
     import asyncio
 
-    from trafficlight.base.kafka import EVENT_PARTITIONS
+    from trafficlight.base.kafka import EVENT_PARTITIONS, detect_broker
     from trafficlight.streams.actions import RollbackScope
     from trafficlight.streams.app import WorkerOptions, default_worker_id
     from trafficlight.streams.deadletters import dead_letter_topic
@@ -51,10 +53,12 @@ def worker_command(bootstrap_servers: str, events_topic: str, verdicts_topic: st
     thresholds = load_thresholds(thresholds_path) if thresholds_path else ThresholdSet()
     partitions = asyncio.run(prepare_topics(bootstrap_servers, events_topic, verdicts_topic,
                                             dead_letter_topic(events_topic), EVENT_PARTITIONS))
+    broker = asyncio.run(detect_broker(bootstrap_servers))
     options = WorkerOptions(
         bootstrap_servers=bootstrap_servers, partitions=partitions, app_id=app_id,
         events_topic=events_topic, verdicts_topic=verdicts_topic, thresholds=thresholds,
-        worker_id=worker_id or default_worker_id(), web_port=web_port)
+        worker_id=worker_id or default_worker_id(), web_port=web_port, broker=broker)
     run_worker(options, database_url=settings.database_url(), sink=sink,
                log_sample_pct=log_sample_pct,
-               rollback_scope=RollbackScope(rollback_scope), loglevel=loglevel)
+               rollback_scope=RollbackScope(rollback_scope), loglevel=loglevel,
+               metrics_port=metrics_port)

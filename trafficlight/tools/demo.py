@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,10 +84,32 @@ class Say:
         click.echo(f"[{time.monotonic() - self.t0:6.1f}s] {message}")
 
 
+#: What stopping each child waits for, and how long at most before it is killed: together
+#: with the embedded services, Ctrl-C finishes within about 5 s.
+STOP_WAITS = {"router": ("flush its events to Kafka", 1.5),
+              "worker": ("commit its offsets", 2.0)}
+
+
+def stop_children(children: dict[str, subprocess.Popen[bytes]], say: Say) -> None:
+    """SIGTERM every child at once, then wait for each (killed past its STOP_WAITS bound):
+    stopping takes the longest bound, not their sum."""
+    running = {name: proc for name, proc in children.items() if proc.poll() is None}
+    for name, proc in running.items():
+        what, timeout_s = STOP_WAITS.get(name, ("exit", 2.0))
+        say(f"stopping {name}: waiting up to {timeout_s:g}s for it to {what}")
+        proc.send_signal(signal.SIGTERM)
+    started_s = time.monotonic()
+    for name, proc in running.items():
+        timeout_s = STOP_WAITS.get(name, ("exit", 2.0))[1]
+        stop_process(proc, signal.SIGTERM,
+                     timeout_s=max(0.0, timeout_s - (time.monotonic() - started_s)))
+
+
 @contextlib.contextmanager
 def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path,
                   say: Say) -> Iterator[subprocess.Popen[bytes]]:
     """A trafficlight subcommand as a child: output to `<workdir>/<name>.log`, dies with us."""
+    what, timeout_s = STOP_WAITS.get(name, ("exit", 2.0))
     log_path = workdir / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -97,10 +121,15 @@ def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path
     try:
         yield proc
     finally:
-        stop_process(proc, signal.SIGTERM, timeout_s=15)
-        say(f"{name} stopped")
-        if proc.returncode not in (0, -signal.SIGTERM):
+        if proc.poll() is None:
+            say(f"stopping {name}: waiting up to {timeout_s:g}s for it to {what}")
+        stop_process(proc, signal.SIGTERM, timeout_s=timeout_s)
+        if proc.returncode == -signal.SIGKILL:
+            say(f"{name} stopped (killed after {timeout_s:g}s; log: {log_path})")
+        elif proc.returncode not in (0, -signal.SIGTERM):
             say(f"{name} exited with code {proc.returncode} (log: {log_path})")
+        else:
+            say(f"{name} stopped")
 
 
 @contextlib.asynccontextmanager
@@ -111,11 +140,34 @@ async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[str
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ServiceStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ServiceStartError(port_taken(host, port, exc.strerror or str(exc))) from None
     try:
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
+
+
+#: The flag that moves each of the demo's fixed ports.
+PORT_FLAGS = {"router": "--router-port", "dashboard": "--dashboard-port"}
+
+
+def port_taken(host: str, port: int, why: str, flag: str | None = None) -> str:
+    fix = f"pass {flag} 0 for a free port" if flag else "pick another port"
+    return (f"cannot listen on {host}:{port} ({why}): another demo or service holds it; "
+            f"stop it (`ss -ltnp 'sport = :{port}'` names it) or {fix}")
+
+
+def check_ports_free(options: DemoOptions) -> None:
+    """Fail before anything starts if a fixed port is taken, naming the port and the fix."""
+    for name, port in (("router", options.router_port), ("dashboard", options.dashboard_port)):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((options.host, port))
+            except OSError as exc:
+                raise ServiceStartError(port_taken(options.host, port,
+                                                   exc.strerror or str(exc),
+                                                   PORT_FLAGS[name])) from None
 
 
 async def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -146,8 +198,9 @@ def router_toml(options: DemoOptions, handlers_url: str, workdir: Path) -> Path:
     return path
 
 
-def worker_argv(options: DemoOptions) -> list[str]:
-    return ["worker", "--worker-id", "demo-worker", "--loglevel", "warning"]
+def worker_argv(options: DemoOptions, metrics_port: int) -> list[str]:
+    return ["worker", "--worker-id", "demo-worker", "--loglevel", "warning",
+            "--metrics-port", str(metrics_port)]
 
 
 async def start_rollout(database_url: str, options: DemoOptions) -> None:
@@ -175,6 +228,9 @@ class Narrator:
         self._say = say
         self._last_config_id = 0
         self._seen_verdict = False
+        #: (answered, unified, errors) at the last summary: each line shows the interval since.
+        self._last_totals = (0, 0, 0)
+        self._last_summary_s = time.monotonic()
 
     async def run(self, every_s: float = 1.0, summary_every_s: float = 15.0) -> None:
         from trafficlight.base.db import connect
@@ -217,12 +273,21 @@ class Narrator:
 
     def _summary(self) -> None:
         c = self._traffic.counters
-        answered = sum(c.by_status.values())
-        errors = sum(n for status, n in c.by_status.items() if status >= 500)
-        unified = c.by_target.get(Target.UNIFIED, 0)
-        self._say(f"traffic: {c.sent} sent, {answered} answered, "
-                  f"{100 * unified / max(answered, 1):.1f}% to unified, "
-                  f"{100 * errors / max(answered, 1):.2f}% errors")
+        totals = (sum(c.by_status.values()), c.by_target.get(Target.UNIFIED, 0),
+                  sum(n for status, n in c.by_status.items() if status >= 500))
+        self._say(traffic_line(totals, self._last_totals, time.monotonic() -
+                               self._last_summary_s))
+        self._last_totals, self._last_summary_s = totals, time.monotonic()
+
+
+def traffic_line(totals: tuple[int, int, int], previous: tuple[int, int, int],
+                 interval_s: float) -> str:
+    """The last interval's traffic: (answered, to unified, errors) now and at its start."""
+    answered, unified, errors = (now - then for now, then in zip(totals, previous, strict=True))
+    return (f"traffic, last {interval_s:.0f}s: {answered} answered "
+            f"({answered / max(interval_s, 1e-9):.0f}/s), "
+            f"{100 * unified / max(answered, 1):.1f}% to unified, "
+            f"{100 * errors / max(answered, 1):.2f}% errors")
 
 
 async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -> None:
@@ -231,16 +296,41 @@ async def _incident(board: KnobBoard, at_s: float, error_pct: float, say: Say) -
     say(f"INCIDENT: unified now fails {error_pct:g}% of webhooks; watch the rollback")
 
 
+def alert_receiver(say: Say) -> web.Application:
+    """A generic JSON webhook that prints what the alert consumer would have posted."""
+    async def post(request: web.Request) -> web.Response:
+        alert = await request.json()
+        say(f"alert (would post): {alert.get('title', '')}")
+        for line in str(alert.get("message", "")).splitlines()[1:]:
+            click.echo(f"           {line}")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/alerts", post)
+    return app
+
+
+def fresh_demo_folder(workdir: Path) -> None:
+    """Empty the default demo folder of the previous run: its services' data and its logs
+    (kept until now so a failed run can be read)."""
+    shutil.rmtree(workdir / "services", ignore_errors=True)
+    shutil.rmtree(workdir / "router-spool", ignore_errors=True)
+    for stale in (*workdir.glob("*.log"), workdir / "router.toml"):
+        stale.unlink(missing_ok=True)
+
+
 _stop_event = stop_event_on_signals
 
 
 async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
     from trafficlight.base.kafka import ensure_topics
+    from trafficlight.tools.alerts.consumer import AlertSettings, run_alerts
     from trafficlight.tools.dashboard.address import dashboard_token, dashboard_url
     from trafficlight.tools.dashboard.app import DashboardSettings
     from trafficlight.tools.dashboard.app import create_app as create_dashboard_app
     from trafficlight.tools.migrate import apply_migrations
 
+    check_ports_free(options)
     stop = _stop_event()
     with embedded_services(workdir / "services") as running:
         say(f"embedded Kafka at {running.bootstrap_servers}, Postgres at {running.database_url}")
@@ -251,15 +341,18 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                settings.DATABASE_URL_ENV: running.database_url,
                "TRAFFICLIGHT_HOME": str(workdir)}
         board = KnobBoard()
+        metrics_port = free_port()
         token, _ = dashboard_token()
         async with (
             serve(create_handlers_app(board), options.host, free_port()) as handlers_url,
+            serve(alert_receiver(say), options.host, free_port()) as receiver_url,
             serve(create_dashboard_app(DashboardSettings(
                 database_url=running.database_url, token=token,
                 knobs_url=f"{handlers_url}/knobs")), options.host, options.dashboard_port),
         ):
             with (
-                child_process("worker", worker_argv(options), env, workdir, say),
+                child_process("worker", worker_argv(options, metrics_port), env, workdir,
+                              say) as worker,
                 child_process("router", ["router", "--config",
                                          str(router_toml(options, handlers_url, workdir))],
                               env, workdir, say) as router,
@@ -278,8 +371,22 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                 click.echo(f"  handlers   {handlers_url} (knobs: trafficlight demo-knob)")
                 click.echo(f"  traffic    {traffic.plan.total_per_s:.0f} webhooks/s "
                            f"({options.speed:g}x the runbook's volumes)")
+                click.echo(f"  alerts     {receiver_url}/alerts (a local JSON webhook; "
+                           "what it receives is printed here)")
+                click.echo(f"  metrics    http://{options.host}:{metrics_port}/metrics "
+                           "(the worker's, for Prometheus)")
                 click.echo(f"  logs       {workdir}/router.log, {workdir}/worker.log")
+                click.echo("  operator commands from another terminal: paste")
+                click.echo(f"    export {settings.KAFKA_BOOTSTRAP_ENV}={running.bootstrap_servers}"
+                           f" {settings.DATABASE_URL_ENV}='{running.database_url}'")
+                click.echo("    then e.g. `trafficlight status`, `trafficlight watch`")
                 click.echo("  Ctrl-C stops everything\n")
+                alerts_stop = asyncio.Event()
+                alerts_url = receiver_url.replace("http://", "json://", 1) + "/alerts"
+                alerts = asyncio.create_task(run_alerts(AlertSettings(
+                    running.bootstrap_servers, notify_urls=(alerts_url,),
+                    group_id="demo-alerts", offset_reset="earliest", drain_timeout_s=1.0),
+                    alerts_stop))
                 tasks = [asyncio.create_task(traffic.run()),
                          asyncio.create_task(Narrator(running.database_url, traffic, say).run())]
                 if options.incident_at_s is not None:
@@ -288,10 +395,15 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                 try:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), options.duration_s)
-                    say("stopping")
+                    say("stopping: traffic and alerts first")
                 finally:
                     for task in tasks:
                         task.cancel()
+                    alerts_stop.set()
                     await asyncio.gather(*tasks, return_exceptions=True)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(alerts, 1.5)
                     state_file().unlink(missing_ok=True)
+                    stop_children({"router": router, "worker": worker}, say)
+        say("stopping the embedded broker and Postgres")
     say("stopped")

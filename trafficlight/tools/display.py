@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 
 from trafficlight.base.routing_config import RoutingConfig
+from trafficlight.base.times import local_iso
 from trafficlight.streams.verdicts import Health, Verdict
 
 #: Green / amber / red, as the runbook says; no data is dim, never green.
@@ -17,7 +18,7 @@ VERDICT_COLOURS: dict[str, str] = {
 }
 
 _HEADER = ("domain", "target", "requests", "errors", "error %", "p50 ms", "p95 ms", "p99 ms",
-           "verdict", "decision", "window end (UTC)", "reasons")
+           "verdict", "decision", "window end", "reasons")
 
 
 def styled_verdict(verdict: str, width: int = 0) -> str:
@@ -93,7 +94,7 @@ def health_table(rows: list[dict[str, Any]]) -> str:
 
 def verdict_line(verdict: Verdict) -> str:
     """One verdict from the topic as one line: when, which target, figures, verdict, why."""
-    end = datetime.fromtimestamp(verdict.window_end, UTC).strftime("%H:%M:%S")
+    end = local_iso(verdict.window_end)
     reasons = "; ".join(verdict.reasons)
     return (f"{end}  {verdict.domain:<12} {verdict.routed_to:<8} "
             f"{styled_verdict(verdict.verdict, 17)} {verdict.decision:<8} "
@@ -106,4 +107,5 @@ def _ms(value: float | None) -> str:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """Local ISO 8601 with the offset (the name stays for callers)."""
+    return local_iso(moment)

@@ -15,14 +15,18 @@ named `shared...`), plus false rollbacks.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 import numpy as np
 import orjson
+from tqdm import tqdm
 
 from trafficlight.base.errors import CorruptInput
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
@@ -46,6 +50,7 @@ class SetSummary:
     first_hold: dict[str, list[float]] = field(default_factory=dict)
     hold_s: float = 0.0
     _last: dict[str, Decision] = field(default_factory=dict)
+    _last_s: dict[str, float] = field(default_factory=dict)
 
     def observe(self, verdicts: list[Verdict]) -> None:
         """Count per domain per evaluation (verdicts of both targets carry the same decision)."""
@@ -55,8 +60,12 @@ class SetSummary:
                 continue
             seen.add((v.domain, v.window_end))
             self.evaluations += 1
+            # Evaluations are sparse (new data or a heartbeat): a decision lasts until the
+            # domain's next evaluation.
+            if self._last.get(v.domain) == Decision.HOLD:
+                self.hold_s += v.window_end - self._last_s[v.domain]
+            self._last_s[v.domain] = v.window_end
             if v.decision == Decision.HOLD:
-                self.hold_s += self.step_s
                 self.first_hold.setdefault(v.domain, []).append(v.window_end)
             rolled_back = self._last.get(v.domain) == Decision.ROLLBACK
             if v.decision == Decision.ROLLBACK and not rolled_back:
@@ -182,6 +191,28 @@ def _verdict_line(verdict: Verdict, set_name: str | None) -> bytes:
     if set_name is not None:
         out["thresholds"] = set_name
     return orjson.dumps(out) + b"\n"
+
+
+class ProgressBar:
+    """Events replayed and how far in event time, on stderr (only when it is a terminal)."""
+
+    def __init__(self, bar: tqdm[Any]) -> None:
+        self._bar = bar
+
+    def advance(self, batch: EventBatch) -> None:
+        if len(batch) and not self._bar.disable:
+            self._bar.update(len(batch))
+            last = datetime.fromtimestamp(float(batch.ts_s.max()), UTC)
+            self._bar.set_postfix_str(f"event time {last:%Y-%m-%d %H:%M}", refresh=False)
+
+
+@contextmanager
+def progress_bar() -> Iterator[ProgressBar]:
+    """A tqdm bar on stderr, counting events (disabled when stderr is no terminal: pipes,
+    CI, tests), closed on exit."""
+    with tqdm(unit=" events", unit_scale=True, file=sys.stderr, disable=None,
+              mininterval=0.5, desc="replay") as bar:
+        yield ProgressBar(bar)
 
 
 def file_batches(path: Path, rejects: RejectLog, since_s: float | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from trafficlight.streams.events import Target
 from trafficlight.tools.report import Criteria, Figures, RolloutReport, Step
@@ -15,7 +15,7 @@ _CRITERIA = {Criteria.MET: "met", Criteria.MISSED: "missed",
 def render_markdown(report: RolloutReport, chart_path: str | None = None) -> str:
     limits = report.limits
     lines = [
-        f"# Rollout report: {_utc(report.since)} to {_utc(report.until)} UTC",
+        f"# Rollout report: {_utc(report.since)} to {_utc(report.until)}",
         "",
         f"Success criteria per step (unified; the warning limits of thresholds "
         f"`{report.thresholds.name}`): error rate < {limits.warning_error_pct}%, "
@@ -48,8 +48,8 @@ def _step_section(number: int, step: Step) -> list[str]:
     lines = [
         f"## Step {number}: {_routing(step)} (config version {step.version})",
         "",
-        f"- **Start:** {_utc(step.start)} UTC, by {step.created_by}: {step.notes or '-'}",
-        f"- **End:** {_utc(step.end)} UTC ({_duration(step.end - step.start)})"
+        f"- **Start:** {_utc(step.start)}, by {step.created_by}: {step.notes or '-'}",
+        f"- **End:** {_utc(step.end)} ({_duration(step.end - step.start)})"
         + (f", next change by {step.outcome_by}: {step.outcome}" if step.outcome else
            ", still in force"),
         f"- **Domains:** {', '.join(step.domains)}",
@@ -85,7 +85,8 @@ def _ms(figures: Figures) -> str:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    """Local ISO 8601 to the minute, with the offset (`2026-11-28T09:00+01:00`)."""
+    return moment.astimezone().isoformat(timespec="minutes")
 
 
 def _duration(span: timedelta) -> str:

@@ -372,7 +372,7 @@ def default_incident(kind: str, domain: str, start_ts: float, end_ts: float) -> 
                         error_pct=5.0)
     if kind == IncidentKind.LATENCY_CREEP:
         return Incident(name, IncidentKind.LATENCY_CREEP, domain, unified, start_ts, end_ts,
-                        latency_factor=4.0)
+                        latency_factor=6.0)  # P95 above critical for its second half
     if kind == IncidentKind.OUTAGE:
         return Incident(name, IncidentKind.OUTAGE, domain, both, start_ts, end_ts,
                         error_pct=30.0)

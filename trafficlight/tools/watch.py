@@ -9,7 +9,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from trafficlight.base.errors import InvalidInput, ServiceStartError
-from trafficlight.streams.verdicts import BadVerdict, Verdict, decode_verdict
+from trafficlight.streams.verdicts import BadVerdict, Decision, Health, Verdict, decode_verdict
+
+
+class ChangeFilter:
+    """Which verdicts `watch` shows by default: each target's first, then only those whose
+    verdict or decision differs from the target's last (heartbeat repeats are not news)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[Health, Decision]] = {}
+
+    def is_news(self, verdict: Verdict) -> bool:
+        key = (verdict.domain, verdict.routed_to)
+        state = (verdict.verdict, verdict.decision)
+        news = self._last.get(key) != state
+        self._last[key] = state
+        return news
 
 
 @dataclass(frozen=True, slots=True)

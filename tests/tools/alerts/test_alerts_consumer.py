@@ -12,6 +12,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from tests.tools.alerts.test_alert_changes import verdict
+from trafficlight.base.errors import ConfigError
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.base.local_services import free_port
 from trafficlight.tools.alerts.consumer import AlertSettings, run_alerts
@@ -65,8 +66,9 @@ async def _produce(bootstrap: str, topic: str, values: list[dict | bytes]) -> No
 async def _alerts_until(bootstrap: str, topic: str, receiver: Receiver,
                         done: Callable[[], bool]) -> None:
     stop = asyncio.Event()
-    config = AlertSettings(bootstrap, receiver.url, topic=topic, group_id=f"alerts-{topic}",
-                           offset_reset="earliest", retry=FAST_RETRY)
+    config = AlertSettings(bootstrap, webhook_urls=(receiver.url,), topic=topic,
+                           group_id=f"alerts-{topic}", offset_reset="earliest",
+                           retry=FAST_RETRY)
     task = asyncio.create_task(run_alerts(config, stop))
     for _ in range(300):
         if done() or task.done():
@@ -113,3 +115,65 @@ async def test_a_malformed_record_is_skipped_and_the_next_still_alerts(
                                             verdict(1, "critical", "rollback")])
     await _alerts_until(kafka_bootstrap, topic, receiver, lambda: len(receiver.accepted) >= 1)
     assert len(receiver.accepted) == 1
+
+
+@pytest.fixture
+async def json_receiver() -> AsyncIterator[Receiver]:
+    """A generic JSON webhook (Apprise's json:// posts {title, message, type, ...})."""
+    port = free_port()
+    state = Receiver(f"json://127.0.0.1:{port}/hooks/trafficlight")
+
+    async def post(request: web.Request) -> web.Response:
+        state.attempts += 1
+        if state.attempts <= state.failures:
+            return web.Response(status=500, text="not yet")
+        state.accepted.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hooks/trafficlight", post)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield state
+    await runner.cleanup()
+
+
+async def test_every_channel_gets_each_change_in_order(
+        kafka_bootstrap: str, unique_topic: Callable[[str], str], receiver: Receiver,
+        json_receiver: Receiver) -> None:
+    topic = unique_topic("verdicts")
+    await ensure_topics(kafka_bootstrap, {topic: 1})
+    json_receiver.failures = 1  # the generic webhook fails once: retried, still in order
+    states = [("healthy", "proceed")] * 2 + [("critical", "rollback")] * 2 + [("healthy", "hold")]
+    await _produce(kafka_bootstrap, topic,
+                   [verdict(i + 1, s, d) for i, (s, d) in enumerate(states)])
+    stop = asyncio.Event()
+    config = AlertSettings(kafka_bootstrap, webhook_urls=(receiver.url,),
+                           notify_urls=(json_receiver.url,), topic=topic,
+                           group_id=f"alerts-{topic}", offset_reset="earliest",
+                           retry=FAST_RETRY)
+    task = asyncio.create_task(run_alerts(config, stop))
+    for _ in range(300):
+        if (len(receiver.accepted) >= 2 and len(json_receiver.accepted) >= 2) or task.done():
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+
+    assert [m["text"].split("unified: ", 1)[1] for m in receiver.accepted] == [
+        "critical -> rollback (was healthy / proceed)",
+        "healthy -> hold (was critical / rollback)",
+    ]
+    assert [(m["title"], m["type"]) for m in json_receiver.accepted] == [
+        ("trafficlight jobs/unified: critical -> rollback", "failure"),
+        ("trafficlight jobs/unified: healthy -> hold", "warning"),
+    ]
+    assert "error %: 5.00 %" in json_receiver.accepted[0]["message"]
+    assert json_receiver.attempts == 3
+
+
+async def test_an_unknown_notify_url_is_a_one_line_setup_error(kafka_bootstrap: str) -> None:
+    config = AlertSettings(kafka_bootstrap, notify_urls=("nosuchservice://x",))
+    with pytest.raises(ConfigError, match="--notify: not a URL Apprise can use"):
+        await run_alerts(config, asyncio.Event())

@@ -17,7 +17,7 @@ from tests.tools.dashboard.rows import (
 )
 from trafficlight.base.local_services import free_port
 from trafficlight.tools.dashboard.app import FEED, DashboardSettings, create_app
-from trafficlight.tools.dashboard.snapshot import config_change_kind
+from trafficlight.tools.dashboard.snapshot import config_change_kind, covered_rate
 
 
 async def _current_config(db: asyncpg.Connection) -> asyncpg.Record:
@@ -165,6 +165,31 @@ async def test_live_stream_sends_snapshots_and_ends_when_the_dashboard_shuts_dow
 def test_config_changes_are_marked_by_what_they_did(
         before: dict | None, after: dict, kind: str) -> None:
     assert config_change_kind(before, after) == kind
+
+
+async def test_latest_requests_per_second_count_only_the_buckets_covered(
+        running_dashboard: RunningDashboard, db: asyncpg.Connection) -> None:
+    # Twenty seconds into a rollout: two closed 10 s buckets of 40 requests, and a 5 min
+    # verdict holding those 80. 80 / 20 s = 4/s, not 80 / 300 s.
+    end = float(int(now_s()))
+    for start in (end - 20, end - 10):
+        await insert_bucket(db, "jobs", "unified", start_s=start, requests=40, errors=0,
+                            p95_ms=200)
+    await insert_verdict(db, "jobs", "unified", end_s=end, requests=80, errors=0, p95_ms=200,
+                         verdict="healthy", decision="proceed")
+
+    snapshot = await _state_when(running_dashboard.url, lambda s: any(
+        r["domain"] == "jobs" and r["routed_to"] == "unified" and r["requests"] == 80
+        for r in s["latest"]))
+
+    [row] = [r for r in snapshot["latest"] if (r["domain"], r["routed_to"]) == ("jobs", "unified")]
+    assert row["rps"] == 4.0
+
+
+def test_covered_rate_uses_the_whole_window_once_it_is_full() -> None:
+    assert covered_rate(600, 0.0, 300.0, 1000.0, first_bucket_s=0.0) == 2.0
+    assert covered_rate(600, 0.0, 300.0, 1000.0, first_bucket_s=None) == 2.0
+    assert covered_rate(60, 0.0, 300.0, 1000.0, first_bucket_s=270.0) == 2.0
 
 
 async def test_rollback_of_one_domain_leaves_the_others_routing(

@@ -1,4 +1,5 @@
-"""Which verdicts are news, and the Slack message for each. Pure: no I/O.
+"""Which verdicts are news, and the message for each (Slack JSON, or a title and a body for
+any other channel). Pure: no I/O.
 
 Workers publish a verdict per target every evaluation (a heartbeat), so almost every record
 repeats the last one. An alert goes out when a (domain, routed_to)'s verdict or decision
@@ -13,11 +14,14 @@ standing problem is reported once more rather than never.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from trafficlight.base.times import local_iso
 from trafficlight.streams.verdicts import BadVerdict, Decision, Health, Verdict, parse_verdict
 
-__all__ = ["BadVerdict", "Change", "ChangeDetector", "check_verdict", "slack_message"]
+__all__ = ["BadVerdict", "Change", "ChangeDetector", "Notification", "check_verdict",
+           "notification", "slack_message"]
 
 QUIET_BASELINE = frozenset({Health.HEALTHY, Health.INSUFFICIENT_DATA})
 
@@ -98,3 +102,41 @@ def slack_message(change: Change) -> dict[str, Any]:
             "ts": int(v.window_end),
         }],
     }
+
+
+class Level(StrEnum):
+    """A notification's urgency; the values are Apprise's notify types."""
+
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+#: A decision's urgency: rollback is a failure, hold a warning, proceed good news.
+LEVELS = {Decision.PROCEED: Level.SUCCESS, Decision.HOLD: Level.WARNING,
+          Decision.ROLLBACK: Level.FAILURE}
+
+
+@dataclass(frozen=True)
+class Notification:
+    title: str
+    body: str
+    level: Level
+
+
+def notification(change: Change) -> Notification:
+    """A title and a plain-text body of figures, for channels that are not Slack JSON."""
+    v = change.verdict
+    domain, target = change.key
+    was = "" if change.previous is None else f" (was {change.previous[0]} / {change.previous[1]})"
+    reasons = "; ".join(v.reasons) or NO_FIGURE
+    body = "\n".join([
+        f"{domain}/{target}: {v.verdict} -> {v.decision}{was}",
+        f"window end: {local_iso(v.window_end)}",
+        f"requests: {v.requests}, error %: {_figure(v.error_pct, ' %', 2)}, "
+        f"P95: {_figure(v.p95_ms, ' ms', 0)}, P99: {_figure(v.p99_ms, ' ms', 0)}",
+        f"why: {reasons}",
+    ])
+    title = f"trafficlight {domain}/{target}: {v.verdict} -> {v.decision}"
+    return Notification(title, body, LEVELS[v.decision])

@@ -1,10 +1,18 @@
-"""Posting alerts to a webhook: in order, retried with exponential backoff, never blocking.
+"""Delivering alerts to channels: in order, retried with exponential backoff, never blocking.
 
-`submit` only enqueues; one task posts. Connection errors, timeouts, 5xx and 429 are retried
-(429's Retry-After honoured) up to `max_attempts`; another 4xx means the webhook refuses the
-message itself, so it is given up at once. A full queue drops its oldest alert (counted):
-the consumer keeps reading rather than waiting on a dead webhook. The webhook URL is a
-secret (Slack's carries the key in its path): only its scheme and host are ever logged.
+One `AlertSender` per channel: `submit` only enqueues; one task delivers. Two kinds of channel:
+
+- `SlackWebhook` (`--webhook URL`): Slack-compatible JSON posted with aiohttp. Connection
+  errors, timeouts, 5xx and 429 are retried (429's Retry-After honoured); another 4xx means
+  the webhook refuses the message itself, so it is given up at once.
+- `AppriseChannel` (`--notify URL`): any Apprise URL (`slack://`, `msteams://`,
+  `pagerduty://`, `mailto://`, `json://`, ...). Apprise is synchronous: each notification runs
+  in a thread (`asyncio.to_thread`) so the consumer loop never blocks. Apprise reports only
+  success or failure, so every failure is retried with the same backoff.
+
+Up to `max_attempts` attempts; a full queue drops its oldest alert (counted): the consumer
+keeps reading rather than waiting on a dead channel. URLs are secrets (Slack's carries the key
+in its path): only a redacted form is ever logged.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+import apprise
 
+from trafficlight.base.errors import ConfigError
 from trafficlight.base.retry import Backoff
+from trafficlight.tools.alerts.changes import Change, notification, slack_message
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +79,23 @@ def _retry_after_s(header: str | None) -> float | None:
         return None
 
 
+class Channel(Protocol):
+    """Where alerts go. `post` returns once accepted, raises `_Retry` or `_Refused`."""
+
+    @property
+    def name(self) -> str:
+        """The channel's URL with its secrets left out."""
+        ...
+
+    async def post(self, change: Change) -> None: ...
+
+
 class AlertSender:
-    def __init__(self, webhook_url: str, http: aiohttp.ClientSession,
-                 policy: RetryPolicy | None = None, queue_size: int = 1000) -> None:
-        self._url = webhook_url
-        self._http = http
+    def __init__(self, channel: Channel, policy: RetryPolicy | None = None,
+                 queue_size: int = 1000) -> None:
+        self.channel = channel
         self._policy = policy or RetryPolicy()
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Change] = asyncio.Queue(queue_size)
         self._in_flight = False
         self.counters = DeliveryCounters()
 
@@ -83,49 +104,70 @@ class AlertSender:
         """Nothing queued or being posted: everything submitted so far is settled."""
         return self._queue.empty() and not self._in_flight
 
-    def submit(self, message: dict[str, Any]) -> None:
+    def submit(self, change: Change) -> None:
         """Enqueue without waiting; a full queue loses its oldest alert."""
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._queue.get_nowait()
                 self.counters.dropped += 1
-                log.warning("alerts: queue full, dropped the oldest alert")
-        self._queue.put_nowait(message)
+                log.warning("alerts: %s: queue full, dropped the oldest alert",
+                            self.channel.name)
+        self._queue.put_nowait(change)
 
     async def run(self) -> None:
         while True:
-            message = await self._queue.get()
+            change = await self._queue.get()
             self._in_flight = True
             try:
-                await self.deliver(message)
+                await self.deliver(change)
             finally:
                 self._in_flight = False
 
-    async def deliver(self, message: dict[str, Any]) -> bool:
-        """Post one message until it is accepted or the policy gives up."""
+    async def deliver(self, change: Change) -> bool:
+        """Post one alert until it is accepted or the policy gives up."""
         for attempt in range(1, self._policy.max_attempts + 1):
             try:
-                await self._post(message)
+                await self.channel.post(change)
             except _Retry as exc:
                 if attempt == self._policy.max_attempts:
                     break
                 self.counters.retries += 1
                 delay_s = self._policy.delay_s(attempt, exc.retry_after_s)
                 log.info("alerts: %s answered %s; retry %d in %.1fs",
-                         redact_webhook(self._url), exc, attempt, delay_s)
+                         self.channel.name, exc, attempt, delay_s)
                 await asyncio.sleep(delay_s)
             except _Refused as exc:
-                log.error("alerts: %s refused an alert: %s", redact_webhook(self._url), exc)
+                log.error("alerts: %s refused an alert: %s", self.channel.name, exc)
                 self.counters.given_up += 1
                 return False
             else:
                 self.counters.delivered += 1
                 return True
-        log.error("alerts: gave up on an alert after %d attempts", self._policy.max_attempts)
+        log.error("alerts: %s: gave up on an alert after %d attempts", self.channel.name,
+                  self._policy.max_attempts)
         self.counters.given_up += 1
         return False
 
-    async def _post(self, message: dict[str, Any]) -> None:
+
+class SlackWebhook:
+    """A Slack-compatible incoming webhook (`text` + a coloured attachment), over aiohttp."""
+
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self._url = self.checked_url(url)
+        self._http = http
+
+    @staticmethod
+    def checked_url(url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError("--webhook must be an http:// or https:// URL")
+        return url
+
+    @property
+    def name(self) -> str:
+        return redact_webhook(self._url)
+
+    async def post(self, change: Change) -> None:
+        message = slack_message(change)
         try:
             async with self._http.post(self._url, json=message) as response:
                 body = (await response.text())[:200]
@@ -137,3 +179,33 @@ class AlertSender:
                 raise _Refused(f"HTTP {response.status}: {body}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _Retry(type(exc).__name__) from None
+
+
+class AppriseChannel:
+    """One Apprise URL; each notification sent from a worker thread."""
+
+    def __init__(self, url: str) -> None:
+        self._apprise = apprise.Apprise()
+        apprise_log = logging.getLogger("apprise")
+        level = apprise_log.level
+        apprise_log.setLevel(logging.CRITICAL)  # our one-line error says it (and no secret)
+        try:
+            added = self._apprise.add(url)
+        finally:
+            apprise_log.setLevel(level)
+        if not added:
+            scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+            raise ConfigError(f"--notify: not a URL Apprise can use (scheme {scheme!r}); the "
+                              "forms: https://github.com/caronc/apprise/wiki")
+        self._name = "".join(self._apprise.urls(privacy=True)).split("?", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def post(self, change: Change) -> None:
+        note = notification(change)
+        ok = await asyncio.to_thread(self._apprise.notify, body=note.body, title=note.title,
+                                     notify_type=apprise.NotifyType(note.level))
+        if not ok:
+            raise _Retry("a failure (see apprise's log line)")

@@ -59,11 +59,14 @@ FROM check_routing_health()
 """
 
 # Only the evaluations whose verdict or decision differs from the one before, per target:
-# the heartbeat verdicts in between say nothing new.
+# the heartbeat verdicts in between say nothing new. Each at the evaluation that first had it
+# (`verdict_since`): a stored row keeps one 10 s bucket's latest evaluation, whose window end
+# moves on with every heartbeat.
 _VERDICT_CHANGES = """
 SELECT domain, routed_to, window_end, requests, error_pct, p95_ms, verdict, decision, reasons
 FROM (
-    SELECT domain, routed_to, extract(epoch FROM window_end)::float8 AS window_end,
+    SELECT domain, routed_to,
+           extract(epoch FROM coalesce(verdict_since, window_end))::float8 AS window_end,
            requests, error_pct::float8 AS error_pct, p95_ms, verdict, decision, reasons,
            lag(verdict) OVER w AS previous_verdict, lag(decision) OVER w AS previous_decision
     FROM webhook_routing_verdicts
@@ -140,21 +143,40 @@ def _series(rows: list[asyncpg.Record], now_s: float) -> Series:
     return series
 
 
-def _latest(rows: list[asyncpg.Record], now_s: float) -> list[dict[str, Any]]:
+def covered_rate(requests: int, start_s: float, end_s: float, now_s: float,
+                 first_bucket_s: float | None) -> float:
+    """Requests per second over the part of a window the buckets actually cover: early in a
+    rollout a 5 min window holds 20 s of traffic, and requests / 300 s would read 15x low."""
+    covered_from_s = start_s if first_bucket_s is None else max(start_s, first_bucket_s)
+    return _rate(requests, covered_from_s, end_s, now_s)
+
+
+def _latest(rows: list[asyncpg.Record], now_s: float,
+            series: dict[str, dict[str, dict[str, list[Any]]]]) -> list[dict[str, Any]]:
     latest = []
     for row in rows:
         item = dict(row)
         item["reasons"] = list(row["reasons"] or [])
         start, end = row["window_start"], row["window_end"]
+        buckets = series.get(row["domain"], {}).get(row["routed_to"], {}).get("t", [])
+        first_bucket_s = next((t for t in buckets if start is not None and t >= start), None)
         item["rps"] = None if start is None else round(
-            _rate(row["requests"], start, end, now_s), 3)
+            covered_rate(row["requests"], start, end, now_s, first_bucket_s), 3)
         latest.append(item)
     return latest
 
 
 async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
                         thresholds: ThresholdSet) -> dict[str, Any]:
-    """Everything the page draws, as of now."""
+    """Everything the page draws, as of now: one consistent read (a repeatable-read
+    transaction), so the figures, the charts and the timeline never disagree about a verdict
+    the sink wrote between two of the queries."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _read_snapshot(conn, history_s=history_s, thresholds=thresholds)
+
+
+async def _read_snapshot(conn: asyncpg.Connection, *, history_s: float,
+                         thresholds: ThresholdSet) -> dict[str, Any]:
     now_s = time.time()
     since_s = now_s - history_s
     history = [dict(r, domain_overrides=orjson.loads(r["domain_overrides"] or "{}"))
@@ -163,6 +185,8 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
     for previous, row in zip([None, *chronological], chronological, strict=False):
         row["kind"] = config_change_kind(previous, row)
     changes = await conn.fetch(_VERDICT_CHANGES, since_s, TIMELINE_ROWS)
+    # The same buckets tell how much of each latest verdict's window has traffic at all.
+    series = _series(await conn.fetch(_SERIES, since_s), now_s)
     return {
         "now": now_s,
         "history_s": history_s,
@@ -170,8 +194,8 @@ async def read_snapshot(conn: asyncpg.Connection, *, history_s: float,
         "history": history,
         "thresholds": thresholds_by_domain(
             thresholds, history[0]["domains"] if history else []),
-        "series": _series(await conn.fetch(_SERIES, since_s), now_s),
-        "latest": _latest(await conn.fetch(_LATEST), now_s),
+        "series": series,
+        "latest": _latest(await conn.fetch(_LATEST), now_s, series),
         "timeline": [dict(r, reasons=list(r["reasons"] or [])) for r in changes],
         "domains": [dict(r) for r in await conn.fetch(_DOMAINS)],
         "plan": await plan_status(conn),

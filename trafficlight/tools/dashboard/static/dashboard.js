@@ -27,8 +27,15 @@ function fmt(value, digits) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
 }
 
+// Local ISO 8601 with the UTC offset, to the second: 2026-12-01T12:02:06+01:00.
 function clock(epochS) {
-  return new Date(epochS * 1000).toLocaleTimeString([], { hour12: false });
+  const d = new Date(epochS * 1000);
+  const pad = (n) => String(Math.abs(n)).padStart(2, "0");
+  const offsetMin = -d.getTimezoneOffset();
+  const zone = (offsetMin >= 0 ? "+" : "-") + pad(Math.trunc(offsetMin / 60)) + ":" +
+    pad(offsetMin % 60);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${zone}`;
 }
 
 // ---- token: from the URL fragment (never sent to the server) or typed in -------------------
@@ -55,6 +62,13 @@ function tokenFromFragment() {
 function renderConfig(config) {
   if (!config) return;
   $("#percentage").textContent = `${Number(config.percentage)}%`;
+  // The control shows the value in force on load and after each config change, never
+  // overwriting what someone is typing between changes.
+  const input = $("#percentage-input");
+  if (input.dataset.configId !== String(config.id)) {
+    input.dataset.configId = String(config.id);
+    input.value = Number(config.percentage);
+  }
   const enabled = $("#enabled");
   enabled.textContent = config.enabled ? "enabled" : "disabled";
   enabled.className = "badge " + (config.enabled ? "on" : "off");
@@ -67,6 +81,22 @@ function thresholdClass(value, limits, warningKey, criticalKey) {
   if (value >= limits[criticalKey]) return "num over-critical";
   if (value >= limits[warningKey]) return "num over-warning";
   return "num";
+}
+
+// Why a figure over a threshold can sit beside `healthy`: the sample rule (README, "How a
+// verdict is reached") needs enough errors and a significant rate before it calls a verdict.
+const NOT_SIGNIFICANT =
+  "over the threshold, not significant yet: a warning or critical verdict needs at least " +
+  "5 errors and the 95 % lower bound of the error rate above the threshold";
+
+function whyCell(row, limits) {
+  const td = el("td", row.reasons.join("; "), "muted why");
+  const calm = row.verdict === "healthy" || row.verdict === "insufficient_data";
+  if (calm && limits && row.error_pct !== null && row.error_pct >= limits.warning_error_pct) {
+    const note = el("span", (row.reasons.length ? " · " : "") + NOT_SIGNIFICANT, "error-note");
+    td.append(note);
+  }
+  return td;
 }
 
 function renderFigures(latest, thresholds) {
@@ -85,7 +115,7 @@ function renderFigures(latest, thresholds) {
          "p95 " + thresholdClass(row.p95_ms, limits, "warning_p95_ms", "critical_p95_ms")),
       el("td", row.verdict, "verdict verdict-" + row.verdict),
       el("td", row.decision, "decision decision-" + row.decision),
-      el("td", row.reasons.join("; "), "muted"),
+      whyCell(row, limits),
     );
     return tr;
   }));
@@ -161,8 +191,20 @@ function chartData(domainSeries, metric, limits) {
   return [times, ...columns];
 }
 
-function makeChart(container, metric, withThresholds) {
-  const series = [{}, ...TARGETS.map((t) => ({ label: t, stroke: COLORS[t], width: 2 }))];
+// The y axis always reaches past the critical threshold, so both dashed lines stay in view
+// even when every figure is far below them (or there are none yet).
+function yRange(metric, limits) {
+  return (u, dataMin, dataMax) => {
+    const critical = metric.critical && limits ? limits[metric.critical] : 0;
+    const top = Math.max(dataMax ?? 0, critical * 1.25);
+    return [0, top > 0 ? top : 1];
+  };
+}
+
+function makeChart(container, metric, withThresholds, limits) {
+  // Times on the axis and in the legend in local ISO form too (uPlot's default is US style).
+  const timeSeries = { value: (u, v) => (v === null || v === undefined ? "–" : clock(v)) };
+  const series = [timeSeries, ...TARGETS.map((t) => ({ label: t, stroke: COLORS[t], width: 2 }))];
   if (withThresholds) {
     series.push({ label: "warning", stroke: COLORS.warning, dash: [6, 4], width: 1 });
     series.push({ label: "critical", stroke: COLORS.critical, dash: [6, 4], width: 1 });
@@ -170,7 +212,9 @@ function makeChart(container, metric, withThresholds) {
   const width = Math.max(280, container.clientWidth - 8);
   return new uPlot({
     title: metric.title, width, height: 180, series,
-    scales: { x: { time: true } }, plugins: [markersPlugin()],
+    scales: { x: { time: true }, y: { range: yRange(metric, limits) } },
+    axes: [{ values: (u, ticks) => ticks.map((t) => clock(t).slice(11, 19)) }, {}],
+    plugins: [markersPlugin()],
   }, [[], ...series.slice(1).map(() => [])], container);
 }
 
@@ -191,7 +235,7 @@ function renderCharts(snap) {
         }
         const cell = el("div", null, "chart " + metric.key);
         box.append(cell);
-        charts[key] = makeChart(cell, metric, Boolean(metric.warning && limits));
+        charts[key] = makeChart(cell, metric, Boolean(metric.warning && limits), limits);
       }
       charts[key].setData(chartData(snap.series[domain] || {}, metric, limits));
     }
@@ -211,6 +255,9 @@ function renderKnobs(knobs) {
 
 function render(snap) {
   snapshot = snap;
+  const loading = $("#loading");
+  loading.hidden = (snap.latest || []).some((row) => row.window_end !== null);
+  loading.textContent = "no verdicts yet: the workers have judged nothing (is a worker running?)";
   renderConfig(snap.config);
   renderFigures(snap.latest || [], snap.thresholds || {});
   renderCharts(snap);
@@ -292,10 +339,12 @@ async function start() {
   tokenFromFragment();
   setToken(token());
   wireControls();
-  const response = await fetch("/api/state");
-  if (response.ok) {
+  const response = await fetch("/api/state").catch(() => null);
+  if (response && response.ok) {
     const snap = await response.json();
     if (snap.history) render(snap);
+  } else {
+    $("#loading").textContent = "cannot reach the dashboard server; retrying over the live feed";
   }
   connect();
 }

@@ -1,0 +1,306 @@
+"""Sequential evidence on Bernoulli counts: e-detectors, e-processes, a two-sample test.
+
+Pure arithmetic in logs over per-evaluation batches ``(n, k)``: ``n`` requests, ``k`` hits (an
+error, or a request slower than a latency threshold). Every statistic here is a nonnegative
+supermartingale under its null hypothesis, so by Ville's inequality the chance that it EVER
+reaches ``1/alpha`` is at most ``alpha``, however often it is looked at (Howard, Ramdas,
+McAuliffe, Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence sequences", 2021;
+Ramdas, Grünwald, Vovk, Shafer, "Game-theoretic statistics and safe anytime-valid inference").
+
+`ChangeDetector` -- "the rate went ABOVE p0 at some point": a weighted Shiryaev-Roberts
+e-detector (Shin, Ramdas, Rinaldo, "E-detectors: a nonparametric framework for sequential
+change detection", 2023). For an alternative q > p0 a batch's likelihood ratio is
+``LR = (q/p0)^k ((1-q)/(1-p0))^(n-k)``; with prior mass ``pi_t`` on "the change happened at
+batch t" (``sum pi <= 1``), ``D_t = LR_t (D_{t-1} + pi_t)`` is the mixture over change points
+of the e-processes started at each of them, and ``D_t + sum_{s>t} pi_s`` is a nonnegative
+supermartingale starting at ``<= 1`` under any ``p <= p0`` (E[LR] <= 1 there): P(sup D >= 1/alpha)
+<= alpha over the whole infinite horizon. The prior (indexed by REQUEST count N, so low volume
+pays little for waiting): ``prior_start`` (1/2) on the step start, the other half spread as
+``M(N) = (1 - prior_start) (1 - 1/ln ln(N + e^e))`` over request indices, a batch getting the
+mass of its indices ``M(N_t) - M(N_{t-1})``. Its density ~ 1/(N ln N (ln ln N)^2) is much
+heavier-tailed than 1/N^2: a change after N requests costs ``-ln(mass)`` nats, e.g. ~14 nats
+for a 100-request batch two hours into a 100 req/s step (1/(N(N+1)) would cost ~23), ~8 nats
+for one request after 100. A mixture over alternatives ``q_j = p0 * m_j`` with weights
+``w_j`` (sum 1) keeps the guarantee: ``D = sum_j w_j D^j``.
+
+Robustness to clustered hits (errors come in bursts in real traffic): each batch's log-LR is
+capped at ``max_batch_nats`` (min(LR, C) has E <= 1 too, so validity holds), so one burst inside
+one evaluation step can never alone reach the threshold; it takes hits spread over several
+steps. Each component's log D is capped at ``ln(1/alpha) + headroom`` (min(D, C) keeps the
+supermartingale), so a detector that fired comes back below the line soon after the rate falls.
+
+`UpperEvidence` -- "the rate is BELOW p_warn": the same mixture for alternatives q < p_warn
+without change points (a test martingale from the step start, capped the same way so a later
+regression removes the evidence within a few nats). Healthy needs it: no errors yet is not
+evidence of health.
+
+`RatioDetector` -- "unified's rate is above legacy's" on the same metric (Lindon & Malek,
+"Anytime-valid inference for multinomial count data", 2022; Netflix's sequential canary
+testing). Conditional on a hit in a batch, P(it is unified's) = n_u p_u / (n_u p_u + n_l p_l),
+which under p_u <= p_l is at most theta0 = n_u / (n_u + n_l). For relative risk rho > 1,
+theta = rho n_u / (rho n_u + n_l) and the batch LR is (theta/theta0)^k_u ((1-theta)/(1-theta0))^k_l:
+binomial in the hits, so E[LR] <= 1 under H0 whatever the rates. A change detector over hit
+counts, like `ChangeDetector`.
+
+Every state is a short list of floats (`to_list` / `from_list`), updated in O(alternatives).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+_EE = math.exp(math.e)
+"""e^e: where the change-point prior's request index starts (ln ln of it is 1)."""
+
+#: log of a value that is "zero" for every practical purpose (JSON has no -inf).
+LOG_ZERO = -1e9
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b <= LOG_ZERO:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top <= LOG_ZERO:
+        return LOG_ZERO
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def change_prior_mass(before: int, after: int, prior_start: float) -> float:
+    """Prior mass of "the change happened at a request index in (before, after]" (plus the
+    step-start mass when ``before == 0``). Sums to at most 1 over any sequence of batches."""
+    rest = 1.0 - prior_start
+    mass = rest * (1.0 / math.log(math.log(before + _EE)) - 1.0 / math.log(math.log(after + _EE)))
+    return mass + (prior_start if before == 0 else 0.0)
+
+
+def bernoulli_log_lr(n: int, k: int, q: float, p0: float) -> float:
+    """log of (q/p0)^k ((1-q)/(1-p0))^(n-k)."""
+    return k * math.log(q / p0) + (n - k) * (math.log1p(-q) - math.log1p(-p0))
+
+
+@dataclass(frozen=True, slots=True)
+class Mixture:
+    """Alternatives (multiples of the null rate) and their weights, normalised."""
+
+    multiples: tuple[float, ...]
+    weights: tuple[float, ...]
+    log_weights: tuple[float, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "log_weights", tuple(math.log(w) for w in self.weights))
+
+    @classmethod
+    def of(cls, multiples: Sequence[float], weights: Sequence[float] | None = None) -> Mixture:
+        if not multiples:
+            raise ValueError("a mixture needs at least one alternative")
+        raw = list(weights) if weights is not None else [1.0] * len(multiples)
+        if len(raw) != len(multiples) or min(raw) <= 0:
+            raise ValueError("one positive weight per alternative")
+        total = sum(raw)
+        return cls(tuple(float(m) for m in multiples), tuple(w / total for w in raw))
+
+
+@dataclass(slots=True)
+class ChangeDetector:
+    """Weighted Shiryaev-Roberts e-detector for "rate above p0 since some change point"."""
+
+    p0: float
+    mixture: Mixture
+    log_threshold: float
+    max_batch_nats: float
+    prior_start: float
+    headroom_nats: float
+    requests: int
+    log_d: list[float]
+    #: Per alternative: log(q/p0) per hit and log((1-q)/(1-p0)) per miss.
+    _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
+    _log_value: float = field(default=LOG_ZERO, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._terms = tuple(
+            (math.log(q / self.p0), math.log1p(-q) - math.log1p(-self.p0))
+            for q in self.alternatives())
+        self._log_value = self._mix()
+
+    @classmethod
+    def new(cls, p0: float, mixture: Mixture, alpha: float, max_batch_nats: float,
+            prior_start: float = 0.5, headroom_nats: float = 3.0) -> ChangeDetector:
+        if not 0 < p0 < 1:
+            raise ValueError(f"null rate must be in (0, 1), got {p0}")
+        return cls(p0, mixture, math.log(1 / alpha), max_batch_nats, prior_start,
+                   headroom_nats, 0, [LOG_ZERO] * len(mixture.multiples))
+
+    def alternatives(self) -> list[float]:
+        """The alternative rates, capped below 1 (a multiple past 1 is folded to 0.99)."""
+        return [min(self.p0 * m, 0.99) for m in self.mixture.multiples]
+
+    def update(self, n: int, k: int) -> None:
+        if n <= 0:
+            return
+        log_mass = math.log(change_prior_mass(self.requests, self.requests + n,
+                                              self.prior_start))
+        cap = self.log_threshold + self.headroom_nats
+        batch_cap = self.max_batch_nats
+        log_d = self.log_d
+        for j, (hit, miss) in enumerate(self._terms):
+            llr = k * hit + (n - k) * miss
+            if llr > batch_cap:
+                llr = batch_cap
+            d = llr + _logaddexp(log_d[j], log_mass)
+            log_d[j] = d if d < cap else cap
+        self.requests += n
+        self._log_value = self._mix()
+
+    def _mix(self) -> float:
+        return _logsumexp([w + d for w, d in zip(self.mixture.log_weights, self.log_d,
+                                                 strict=True)])
+
+    @property
+    def log_value(self) -> float:
+        return self._log_value
+
+    @property
+    def fired(self) -> bool:
+        return self.log_value >= self.log_threshold
+
+    def to_list(self) -> list[float]:
+        return [float(self.requests), *self.log_d]
+
+    def restore(self, data: Sequence[float]) -> None:
+        self.requests = int(data[0])
+        self.log_d = [float(x) for x in data[1:]]
+        self._log_value = self._mix()
+
+
+@dataclass(slots=True)
+class UpperEvidence:
+    """Test martingale against "rate >= p_max": large when the rate is shown below p_max."""
+
+    p_max: float
+    mixture: Mixture
+    log_threshold: float
+    headroom_nats: float
+    requests: int
+    log_e: list[float]
+    _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
+    _log_value: float = field(default=0.0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._terms = tuple(
+            (math.log(m), math.log1p(-self.p_max * m) - math.log1p(-self.p_max))
+            for m in self.mixture.multiples)
+        self._log_value = self._mix()
+
+    @classmethod
+    def new(cls, p_max: float, mixture: Mixture, alpha: float,
+            headroom_nats: float = 2.0) -> UpperEvidence:
+        if not 0 < p_max < 1 or max(mixture.multiples) >= 1:
+            raise ValueError("healthy evidence needs 0 < p_max < 1 and multiples below 1")
+        return cls(p_max, mixture, math.log(1 / alpha), headroom_nats, 0,
+                   [0.0] * len(mixture.multiples))
+
+    def update(self, n: int, k: int) -> None:
+        if n <= 0:
+            return
+        cap = self.log_threshold + self.headroom_nats
+        log_e = self.log_e
+        for j, (hit, miss) in enumerate(self._terms):
+            e = log_e[j] + k * hit + (n - k) * miss
+            log_e[j] = cap if e > cap else (LOG_ZERO if e < LOG_ZERO else e)
+        self.requests += n
+        self._log_value = self._mix()
+
+    def _mix(self) -> float:
+        return _logsumexp([w + e for w, e in zip(self.mixture.log_weights, self.log_e,
+                                                 strict=True)])
+
+    @property
+    def log_value(self) -> float:
+        return self._log_value
+
+    @property
+    def shown(self) -> bool:
+        return self.log_value >= self.log_threshold
+
+    def to_list(self) -> list[float]:
+        return [float(self.requests), *self.log_e]
+
+    def restore(self, data: Sequence[float]) -> None:
+        self.requests = int(data[0])
+        self.log_e = [float(x) for x in data[1:]]
+        self._log_value = self._mix()
+
+
+def ratio_log_lr(n_u: int, k_u: int, n_l: int, k_l: int, rho: float) -> float:
+    """log LR of relative risk ``rho`` against 1 for one batch, conditional on its hits."""
+    if n_u <= 0 or n_l <= 0 or k_u + k_l == 0:
+        return 0.0
+    theta0 = n_u / (n_u + n_l)
+    theta = rho * n_u / (rho * n_u + n_l)
+    return k_u * math.log(theta / theta0) + k_l * (math.log1p(-theta) - math.log1p(-theta0))
+
+
+@dataclass(slots=True)
+class RatioDetector:
+    """Change detector for "unified's hit rate exceeds legacy's" (relative risk > 1)."""
+
+    mixture: Mixture
+    log_threshold: float
+    max_batch_nats: float
+    prior_start: float
+    headroom_nats: float
+    hits: int
+    log_d: list[float]
+
+    @classmethod
+    def new(cls, mixture: Mixture, alpha: float, max_batch_nats: float,
+            prior_start: float = 0.5, headroom_nats: float = 3.0) -> RatioDetector:
+        if min(mixture.multiples) <= 1:
+            raise ValueError("relative risks must be above 1")
+        return cls(mixture, math.log(1 / alpha), max_batch_nats, prior_start, headroom_nats,
+                   0, [LOG_ZERO] * len(mixture.multiples))
+
+    def update(self, n_u: int, k_u: int, n_l: int, k_l: int) -> None:
+        hits = k_u + k_l
+        if n_u <= 0 or n_l <= 0 or hits == 0:
+            return  # no hit, or one target silent: no information about the ratio
+        log_mass = math.log(change_prior_mass(self.hits, self.hits + hits, self.prior_start))
+        cap = self.log_threshold + self.headroom_nats
+        for j, rho in enumerate(self.mixture.multiples):
+            llr = min(ratio_log_lr(n_u, k_u, n_l, k_l, rho), self.max_batch_nats)
+            self.log_d[j] = min(llr + _logaddexp(self.log_d[j], log_mass), cap)
+        self.hits += hits
+
+    @property
+    def log_value(self) -> float:
+        return _logsumexp([w + d for w, d in zip(self.mixture.log_weights, self.log_d,
+                                                 strict=True)])
+
+    @property
+    def fired(self) -> bool:
+        return self.log_value >= self.log_threshold
+
+    def to_list(self) -> list[float]:
+        return [float(self.hits), *self.log_d]
+
+    def restore(self, data: Sequence[float]) -> None:
+        self.hits = int(data[0])
+        self.log_d = [float(x) for x in data[1:]]
+
+
+def beta_binomial_log_e(n: int, k: int, p0: float, concentration: float = 2.0) -> float:
+    """log e-value of a two-sided sample-ratio test: Beta(c p0, c (1-p0)) mixture of
+    binomial likelihoods over the null binomial(p0), for k of n on one side. A test
+    martingale in n under p = p0 (the mixture's marginal likelihood ratio)."""
+    a, b = concentration * p0, concentration * (1 - p0)
+    log_mix = (math.lgamma(a + k) + math.lgamma(b + n - k) - math.lgamma(a + b + n)
+               - math.lgamma(a) - math.lgamma(b) + math.lgamma(a + b))
+    return log_mix - (k * math.log(p0) + (n - k) * math.log1p(-p0))

@@ -1,0 +1,124 @@
+"""The sequential statistics: validity under the null, power under the alternative."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trafficlight.streams.evidence import (
+    ChangeDetector,
+    Mixture,
+    RatioDetector,
+    UpperEvidence,
+    bernoulli_log_lr,
+    change_prior_mass,
+    ratio_log_lr,
+)
+
+UP = Mixture.of([1.5, 2, 3, 5, 10, 20, 50], [1, 1, 1, 1, 3, 3, 1])
+DOWN = Mixture.of([0.8, 0.6, 0.4, 0.2, 0.05])
+
+
+@given(st.lists(st.integers(1, 10_000), min_size=1, max_size=50), st.floats(0.01, 0.99))
+def test_the_change_point_prior_never_sums_above_one(sizes: list[int], start: float) -> None:
+    total, seen = 0.0, 0
+    for n in sizes:
+        total += change_prior_mass(seen, seen + n, start)
+        seen += n
+    assert 0 < total <= 1 + 1e-12
+
+
+@given(st.integers(1, 500), st.floats(1e-4, 0.5), st.floats(1.01, 50))
+def test_a_batch_likelihood_ratio_has_mean_at_most_one_under_the_null(
+        n: int, p0: float, multiple: float) -> None:
+    q = min(p0 * multiple, 0.99)
+    mean = sum(math.comb(n, k) * p0 ** k * (1 - p0) ** (n - k)
+               * math.exp(bernoulli_log_lr(n, k, q, p0)) for k in range(min(n, 60) + 1))
+    assert mean <= 1 + 1e-9
+
+
+@given(st.integers(1, 200), st.integers(1, 200), st.integers(1, 30), st.floats(1.1, 10))
+def test_the_ratio_likelihood_has_mean_one_when_the_rates_are_equal(
+        n_u: int, n_l: int, hits: int, rho: float) -> None:
+    theta0 = n_u / (n_u + n_l)
+    mean = sum(math.comb(hits, k) * theta0 ** k * (1 - theta0) ** (hits - k)
+               * math.exp(ratio_log_lr(n_u, k, n_l, hits - k, rho)) for k in range(hits + 1))
+    assert math.isclose(mean, 1.0, rel_tol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 100), st.integers(0, 100)), max_size=30))
+def test_more_hits_never_lower_the_change_evidence(batches: list[tuple[int, int]]) -> None:
+    low = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    high = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    for n, k in batches:
+        k = min(k, n)
+        low.update(n, max(k - 1, 0))
+        high.update(n, k)
+        assert high.log_value >= low.log_value - 1e-9
+
+
+def test_false_alarms_at_the_null_rate_stay_below_alpha_over_long_horizons() -> None:
+    # 400 steps of 20 000 requests at exactly the critical rate (the worst case the
+    # guarantee covers), in batches of 50: the share that ever fires stays below alpha=5 %.
+    rng = random.Random(7)
+    alpha, fired = 0.05, 0
+    for _ in range(400):
+        detector = ChangeDetector.new(0.005, UP, alpha, 12.0)
+        for _ in range(400):
+            hits = sum(rng.random() < 0.005 for _ in range(50))
+            detector.update(50, hits)
+            if detector.fired:
+                fired += 1
+                break
+    assert fired / 400 < alpha
+
+
+def test_a_rate_well_above_critical_fires_and_one_below_warning_is_shown_healthy() -> None:
+    rng = random.Random(1)
+    detector = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    healthy = UpperEvidence.new(0.001, DOWN, 1e-2)
+    for _ in range(100):
+        detector.update(100, sum(rng.random() < 0.05 for _ in range(100)))
+        healthy.update(100, 0)
+    assert detector.fired
+    assert healthy.shown
+
+
+def test_healthy_evidence_is_lost_within_a_few_errors_once_the_rate_rises() -> None:
+    healthy = UpperEvidence.new(0.001, DOWN, 1e-2)
+    for _ in range(1000):
+        healthy.update(100, 0)
+    assert healthy.shown
+    for _ in range(5):
+        healthy.update(100, 2)   # 2 % errors
+    assert not healthy.shown
+
+
+def test_unified_equal_to_legacy_is_not_significantly_worse() -> None:
+    rng = random.Random(3)
+    ratio = RatioDetector.new(Mixture.of([1.5, 2, 3, 5, 10]), 1e-3, 12.0)
+    for _ in range(3000):
+        ratio.update(50, sum(rng.random() < 0.3 for _ in range(50)),
+                     50, sum(rng.random() < 0.3 for _ in range(50)))
+        assert not ratio.fired
+
+
+def test_unified_ten_times_legacy_is_significantly_worse() -> None:
+    rng = random.Random(4)
+    ratio = RatioDetector.new(Mixture.of([1.5, 2, 3, 5, 10]), 1e-3, 12.0)
+    for _ in range(60):
+        ratio.update(50, sum(rng.random() < 0.3 for _ in range(50)),
+                     50, sum(rng.random() < 0.03 for _ in range(50)))
+    assert ratio.fired
+
+
+def test_detector_state_round_trips_exactly() -> None:
+    detector = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    detector.update(100, 3)
+    copy = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    copy.restore(detector.to_list())
+    assert copy == detector
