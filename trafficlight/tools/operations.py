@@ -9,15 +9,18 @@ what is allowed (percentage range, empty reason, ...): its refusal becomes
 from __future__ import annotations
 
 import getpass
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from trafficlight.base.db import connect
 from trafficlight.base.errors import InvalidInput, RefusedByDatabase, first_line
 from trafficlight.base.routing_config import RoutingConfig, fetch_current_config
+
+R = TypeVar("R")
 
 __all__ = ["Change", "RoutingConfig", "check_domain", "current_config", "health", "os_actor",
            "rollback", "set_enabled", "set_percentage"]
@@ -75,9 +78,9 @@ async def set_percentage(database_url: str, pct: Decimal, reason: str, actor: st
                          domain: str | None = None) -> Change:
     """Every rollout domain (clearing per-domain settings), or only ``domain``."""
     if domain is None:
-        return await _change(database_url, actor,
+        return await change(database_url, actor,
                              "SELECT update_routing_percentage($1::numeric, $2)", pct, reason)
-    return await _change(database_url, actor,
+    return await change(database_url, actor,
                          "SELECT update_routing_percentage($1::numeric, $2, $3)", pct, reason,
                          domain)
 
@@ -86,9 +89,9 @@ async def set_enabled(database_url: str, enabled: bool, reason: str, actor: str,
                       domain: str | None = None) -> Change:
     """Every rollout domain (clearing per-domain settings), or only ``domain``."""
     if domain is None:
-        return await _change(database_url, actor,
+        return await change(database_url, actor,
                              "SELECT set_routing_enabled($1, $2)", enabled, reason)
-    return await _change(database_url, actor,
+    return await change(database_url, actor,
                          "SELECT set_routing_enabled($1, $2, $3)", enabled, reason, domain)
 
 
@@ -106,10 +109,17 @@ async def rollback(database_url: str, reason: str, actor: str,
 
 async def change(database_url: str, actor: str, sql: str, *args: object) -> Change:
     """Run one SQL change function as ``actor``; its NOTICEs and the config after it."""
-    return await _change(database_url, actor, sql, *args)
+    notice, config = await run_as_actor(database_url, actor, current_config, sql, *args)
+    return Change(notice=notice, config=config)
 
 
-async def _change(database_url: str, actor: str, sql: str, *args: object) -> Change:
+async def run_as_actor(database_url: str, actor: str,
+                       read_after: Callable[[asyncpg.Connection], Awaitable[R]],
+                       sql: str, *args: object) -> tuple[str, R]:
+    """One change as ``actor`` in one transaction: its NOTICEs, and ``read_after`` of the result.
+
+    The database is the only judge: a refusal (RAISE EXCEPTION, a CHECK) becomes one line.
+    """
     conn = await connect(database_url)
     notices: list[str] = []
     conn.add_log_listener(lambda _conn, message: notices.append(message.message))
@@ -117,11 +127,10 @@ async def _change(database_url: str, actor: str, sql: str, *args: object) -> Cha
         async with conn.transaction():
             await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
             await conn.execute(sql, *args)
-            config = await current_config(conn)
+            after = await read_after(conn)
     except asyncpg.PostgresError as exc:
-        # Refusals are RAISE EXCEPTION / CHECK violations: the first line says it all.
         raise RefusedByDatabase(f"refused by the database: {first_line(exc)}") from None
     finally:
         await conn.close()
-    return Change(notice="; ".join(notices), config=config)
+    return "; ".join(notices), after
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from trafficlight.base.db import connect
-from trafficlight.base.errors import InvalidInput, RefusedByDatabase, first_line
+from trafficlight.base.errors import InvalidInput
 from trafficlight.streams.plan_store import plan_status
 from trafficlight.tools import operations
 
@@ -72,23 +72,18 @@ async def act(database_url: str, action: PlanAction, reason: str, actor: str) ->
 async def show(database_url: str) -> tuple[dict[str, Any] | None, operations.RoutingConfig]:
     conn = await connect(database_url)
     try:
-        return await plan_status(conn), await operations.current_config(conn)
+        return await _plan_and_config(conn)
     finally:
         await conn.close()
 
 
 async def _plan_change(database_url: str, actor: str, sql: str, *args: object) -> PlanChange:
-    conn = await connect(database_url)
-    notices: list[str] = []
-    conn.add_log_listener(lambda _conn, message: notices.append(message.message))
-    try:
-        async with conn.transaction():
-            await conn.execute("SELECT set_config('trafficlight.actor', $1, true)", actor)
-            await conn.execute(sql, *args)
-        status = await plan_status(conn)
-        config = await operations.current_config(conn)
-    except asyncpg.PostgresError as exc:
-        raise RefusedByDatabase(f"refused by the database: {first_line(exc)}") from None
-    finally:
-        await conn.close()
-    return PlanChange(notice="; ".join(notices), status=status, config=config)
+    notice, (status, config) = await operations.run_as_actor(
+        database_url, actor, _plan_and_config, sql, *args)
+    return PlanChange(notice=notice, status=status, config=config)
+
+
+async def _plan_and_config(
+    conn: asyncpg.Connection,
+) -> tuple[dict[str, Any] | None, operations.RoutingConfig]:
+    return await plan_status(conn), await operations.current_config(conn)
