@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import AsyncIterator
 from enum import StrEnum
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,27 +21,36 @@ def default_topics() -> dict[str, int]:
     return {EVENTS_TOPIC: EVENT_PARTITIONS, VERDICTS_TOPIC: EVENT_PARTITIONS}
 
 
-async def ensure_topics(bootstrap_servers: str, topics: dict[str, int] | None = None,
-                        replication_factor: int = 1) -> None:
-    """Create missing topics; existing ones are left as they are."""
-    wanted = topics if topics is not None else default_topics()
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap_servers: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed after use; an unreachable broker is one line."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         await admin.start()
     except KafkaConnectionError as exc:
         raise ServiceStartError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from None
     try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, replication_factor)
-                   for name, partitions in wanted.items() if name not in existing]
-        if missing:
-            # Another process may have created them since list_topics: that is fine.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    except KafkaError as exc:
-        raise ServiceStartError(f"cannot create topics on {bootstrap_servers}: {exc}") from None
+        yield admin
     finally:
         await admin.close()
+
+
+async def ensure_topics(bootstrap_servers: str, topics: dict[str, int] | None = None,
+                        replication_factor: int = 1) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    wanted = topics if topics is not None else default_topics()
+    async with admin_client(bootstrap_servers) as admin:
+        try:
+            existing = set(await admin.list_topics())
+            missing = [NewTopic(name, partitions, replication_factor)
+                       for name, partitions in wanted.items() if name not in existing]
+            if missing:
+                # Another process may have created them since list_topics: that is fine.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+        except KafkaError as exc:
+            raise ServiceStartError(
+                f"cannot create topics on {bootstrap_servers}: {exc}") from None
 
 
 class BrokerFlavor(StrEnum):
@@ -67,16 +77,10 @@ async def detect_broker(bootstrap_servers: str) -> BrokerFlavor:
             choices = ", ".join(flavor.value for flavor in BrokerFlavor)
             raise ConfigError(f"TRAFFICLIGHT_KAFKA_BROKER: expected one of {choices}, "
                               f"got {configured!r}") from None
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        raise ServiceStartError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from None
-    try:
-        cluster = await admin.describe_cluster()
-    except KafkaError as exc:
-        raise ServiceStartError(f"cannot describe the cluster at {bootstrap_servers}: "
-                                f"{exc}") from None
-    finally:
-        await admin.close()
+    async with admin_client(bootstrap_servers) as admin:
+        try:
+            cluster = await admin.describe_cluster()
+        except KafkaError as exc:
+            raise ServiceStartError(f"cannot describe the cluster at {bootstrap_servers}: "
+                                    f"{exc}") from None
     return BrokerFlavor.TANSU if cluster["cluster_id"] == TANSU_CLUSTER_ID else BrokerFlavor.APACHE
