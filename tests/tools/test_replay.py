@@ -3,10 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
 
 from tests.streams.helpers import T0, batch, interleave, records
+from trafficlight.base.errors import ConfigError
+from trafficlight.base.local_services import BrokerKind
 from trafficlight.cli import cli
 from trafficlight.streams.events import encode_events
 from trafficlight.streams.judge import Judge
@@ -146,3 +149,13 @@ async def test_a_far_future_record_alone_does_not_end_a_topic_scan(
     scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None,
                          until_s=T0 + 10, settle_s=20)
     assert [len(b) async for _, b in scan] == [10, 0, 10, 10]
+
+
+async def test_a_topic_scan_of_a_missing_topic_is_a_one_line_error(
+        kafka_bootstrap: str, unique_topic, broker_kind: BrokerKind) -> None:
+    if broker_kind is BrokerKind.TANSU:
+        pytest.skip("Tansu creates a topic when asked about it: the scan finds it empty")
+    topic = unique_topic("never-written")
+    scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)
+    with pytest.raises(ConfigError, match=f"topic {topic} does not exist"):
+        await anext(scan)

@@ -53,6 +53,22 @@ async def ensure_topics(bootstrap_servers: str, topics: dict[str, int] | None = 
                 f"cannot create topics on {bootstrap_servers}: {exc}") from None
 
 
+async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    """The topic's partition ids, asked of the broker (a consumer's own metadata covers only
+    what it subscribed to, so a manual assignment must ask); a missing topic is one line."""
+    async with admin_client(bootstrap_servers) as admin:
+        try:
+            described = await admin.describe_topics([topic])
+        except KafkaError as exc:
+            raise ServiceStartError(f"cannot describe {topic} on {bootstrap_servers}: {exc}"
+                                    ) from None
+    partitions = sorted(p["partition"] for t in described if t["topic"] == topic
+                        and t["error_code"] == 0 for p in t["partitions"])
+    if not partitions:
+        raise ConfigError(f"topic {topic} does not exist on {bootstrap_servers}")
+    return partitions
+
+
 class BrokerFlavor(StrEnum):
     """Which broker implementation serves the cluster: what the worker may rely on."""
 

@@ -29,6 +29,7 @@ import orjson
 from tqdm import tqdm
 
 from trafficlight.base.errors import CorruptInput
+from trafficlight.base.kafka import topic_partitions
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.thresholds import ThresholdSet
@@ -236,13 +237,11 @@ async def topic_batches(bootstrap: str, topic: str, rejects: RejectLog,
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        await consumer.topics()  # fetches metadata, so partitions_for_topic knows the topic
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         remaining = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items()
