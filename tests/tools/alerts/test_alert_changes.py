@@ -115,3 +115,16 @@ def test_slack_message_has_text_colour_and_figures() -> None:
 def test_backoff_doubles_up_to_a_cap_and_honours_retry_after(
         failed: int, retry_after: float | None, delay: float) -> None:
     assert RetryPolicy().delay_s(failed, retry_after) == delay
+
+
+def test_the_domain_decision_on_a_legacy_row_is_not_news() -> None:
+    detector = ChangeDetector()
+    detector.observe(verdict(1, "insufficient_data", "hold", routed_to="legacy"))
+    assert detector.observe(verdict(2, "insufficient_data", "rollback", routed_to="legacy")) is None
+    assert detector.observe(verdict(3, "insufficient_data", "rollback", routed_to="unified"))
+
+
+def test_a_legacy_row_is_news_when_the_baseline_itself_changes() -> None:
+    detector = ChangeDetector()
+    assert detector.observe(verdict(1, "insufficient_data", "rollback", routed_to="legacy")) is None
+    assert detector.observe(verdict(2, "critical", "rollback", routed_to="legacy")) is not None

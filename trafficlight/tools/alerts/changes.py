@@ -3,7 +3,9 @@ any other channel). Pure: no I/O.
 
 Workers publish a verdict per target every evaluation (a heartbeat), so almost every record
 repeats the last one. An alert goes out when a (domain, routed_to)'s verdict or decision
-differs from the last one seen for it. Redelivered or reordered records (window_end not
+differs from the last one seen for it; the decision is the domain's and rides on both rows,
+so it is news on the unified row only, and a legacy (baseline) row is news when its own
+verdict changes. Redelivered or reordered records (window_end not
 after the last one seen) are ignored, so a rebalance never repeats an alert.
 
 After a restart nothing is known yet: the first verdict seen for a target is taken as the
@@ -18,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from trafficlight.base.times import local_iso
+from trafficlight.streams.events import Target
 from trafficlight.streams.verdicts import BadVerdict, Decision, Health, Verdict, parse_verdict
 
 __all__ = ["BadVerdict", "Change", "ChangeDetector", "Notification", "check_verdict",
@@ -66,10 +69,12 @@ class ChangeDetector:
         if last is not None and window_end <= last[2]:
             return None  # redelivered or out of order: already judged
         self._last[key] = (*state, window_end)
+        own_decision = verdict.routed_to != Target.LEGACY
         if last is None:
-            quiet = state[0] in QUIET_BASELINE and state[1] is not Decision.ROLLBACK
+            quiet = state[0] in QUIET_BASELINE and not (
+                own_decision and state[1] is Decision.ROLLBACK)
             return None if quiet else Change(verdict, None)
-        if last[:2] == state:
+        if (last[:2] if own_decision else last[:1]) == (state if own_decision else state[:1]):
             return None
         return Change(verdict, (last[0], last[1]))
 
