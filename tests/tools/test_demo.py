@@ -158,9 +158,11 @@ def test_demo_prints_the_urls(demo_run: DemoRun) -> None:
 
 
 def test_demo_produces_verdicts(demo_run: DemoRun) -> None:
-    # The sequential judge holds (insufficient_data) until it has evidence either way.
+    # The first verdict the judge has evidence for: with the incident 20 s in, that may be the
+    # rollback itself (showing unified below 0.1% errors takes thousands of clean requests).
     assert demo_run.line_matching(
-        r"first verdict: \w+/(unified|legacy) (healthy|warning|insufficient_data)")
+        r"first verdict: \w+/(unified|legacy) (healthy|warning|critical) -> "
+        r"(proceed|hold|rollback)")
     assert demo_run.verdicts > 0
 
 
