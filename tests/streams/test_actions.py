@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from tests.streams.worker_harness import (
     WorkerProcess,
@@ -227,9 +226,6 @@ async def test_worker_rolls_back_through_set_routing_enabled_end_to_end(
     assert rows[-1]["notes"].startswith("automatic rollback: jobs unified critical")
 
 
-@pytest.mark.xfail(reason="open (judge branch): under the evidence judge the live worker "
-                   "publishes proceed rows (replay shows 7 per target here) but the plan does "
-                   "not promote in this test; not yet diagnosed", strict=False)
 async def test_a_worker_promotes_the_stored_plan_on_healthy_traffic_end_to_end(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> None:

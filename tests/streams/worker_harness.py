@@ -94,16 +94,27 @@ def make_events(start_s: float, count: int, *, domain: str = "jobs", per_s: floa
 
 async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]],
                   per_record: int = 250, key: bytes | None = None) -> int:
-    """Records of up to `per_record` events keyed by domain, as the router sends them."""
+    """Records of up to `per_record` events of one domain keyed by it, as the router sends
+    them (a domain's events in their order; the worker judges a domain on its key's partition).
+    With `key`, every record is sent with that key instead."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         records = 0
-        for i in range(0, len(events), per_record):
-            chunk = events[i:i + per_record]
-            await producer.send(topic, encode_events(chunk),
-                                key=key or chunk[0]["domain"].encode())
+        pending: dict[str, list[dict[str, Any]]] = {}
+
+        async def send(domain: str) -> None:
+            nonlocal records
+            chunk = pending.pop(domain)
+            await producer.send(topic, encode_events(chunk), key=key or domain.encode())
             records += 1
+
+        for event in events:
+            pending.setdefault(event["domain"], []).append(event)
+            if len(pending[event["domain"]]) == per_record:
+                await send(event["domain"])
+        for domain in list(pending):
+            await send(domain)
         await producer.flush()
         return records
     finally:
