@@ -42,6 +42,10 @@ theta = rho n_u / (rho n_u + n_l) and the batch LR is (theta/theta0)^k_u ((1-the
 binomial in the hits, so E[LR] <= 1 under H0 whatever the rates. A change detector over hit
 counts, like `ChangeDetector`.
 
+`sample_ratio_log_e` -- "the routing is not what the config says": the share of a domain's
+requests on unified against the configured percentage, a tempered mixture test of a composite
+null (the share within a relative tolerance of the configured one), on the step's totals.
+
 Every state is a short list of floats (`to_list` / `from_list`), updated in O(alternatives).
 """
 
@@ -296,11 +300,40 @@ class RatioDetector:
         self.log_d = [float(x) for x in data[1:]]
 
 
-def beta_binomial_log_e(n: int, k: int, p0: float, concentration: float = 2.0) -> float:
-    """log e-value of a two-sided sample-ratio test: Beta(c p0, c (1-p0)) mixture of
-    binomial likelihoods over the null binomial(p0), for k of n on one side. A test
-    martingale in n under p = p0 (the mixture's marginal likelihood ratio)."""
-    a, b = concentration * p0, concentration * (1 - p0)
-    log_mix = (math.lgamma(a + k) + math.lgamma(b + n - k) - math.lgamma(a + b + n)
-               - math.lgamma(a) - math.lgamma(b) + math.lgamma(a + b))
-    return log_mix - (k * math.log(p0) + (n - k) * math.log1p(-p0))
+def sample_ratio_log_e(n: int, k: int, share: float, tolerance: float, dispersion: float,
+                       multiples: Sequence[float]) -> float:
+    """log e-value against "the share of `k` among `n` is within `tolerance` (relative) of
+    `share`": the sample-ratio test, a function of the step's totals only.
+
+    The null is composite, the band ``[lo, hi] = share * (1 -+ tolerance)`` (clipped to
+    [0, 1]): routing by sticky sender makes the realised share differ a little from the
+    configured one, which is not a mismatch. Alternatives are odds ratios ``m`` (< 1) off the
+    band's edges: below it ``odds(q) = m odds(lo)`` against ``lo``, above it
+    ``odds(q) = odds(hi) / m`` against ``hi`` (symmetric: unified too low is legacy too high).
+    A batch's likelihood ratio of ``q < lo`` against ``lo`` has mean ``<= 1`` under every
+    ``p >= lo`` (and ``q > hi`` against ``hi`` under every ``p <= hi``), so each is a
+    supermartingale under the whole band, and so is their mixture (half per side, uniform
+    within). Tempered: the log-LR is divided by ``dispersion`` (>= 1); ``E[LR^(1/d)] <=
+    E[LR]^(1/d) <= 1`` (Jensen), so validity holds, and requests arriving in sticky runs of
+    about ``dispersion`` of one sender count as about one independent draw per run (a
+    quasi-likelihood's overdispersion factor). The product over requests of tempered LRs is
+    the tempered LR of the totals: the value depends on ``(n, k)`` alone, never on how they
+    were batched, so it may be first looked at late (a configured share learnt after the
+    step began) without losing validity: P(it ever reaches 1/alpha) <= alpha.
+    """
+    if n <= 0:
+        return 0.0
+    lo, hi = share * (1 - tolerance), share * (1 + tolerance)
+    sides: list[list[float]] = []
+    if lo > 0:
+        odds = lo / (1 - lo)
+        sides.append([bernoulli_log_lr(n, k, odds * m / (1 + odds * m), lo) / dispersion
+                      for m in multiples])
+    if hi < 1:
+        odds = hi / (1 - hi)
+        sides.append([bernoulli_log_lr(n, k, odds / m / (1 + odds / m), hi) / dispersion
+                      for m in multiples])
+    if not sides:
+        return 0.0
+    log_weight = -math.log(len(sides) * len(multiples))
+    return log_weight + _logsumexp([llr for side in sides for llr in side])

@@ -13,7 +13,9 @@ evaluated. Live and replay run this same code, so they give the same verdicts.
 Evidence (`streams.verdicts.DomainState`) is fed per evaluation with the counts each target got
 since its domain's last evaluation: requests, errors, and requests slower than each latency
 threshold, counted exactly per event at ingest (not from the histogram). Events of a higher
-`config_version` than the domain's restart its evidence at its next evaluation.
+`config_version` than the domain's restart its evidence at its next evaluation. The
+sample-ratio guard (`streams.sample_ratio`) reads the step's totals against the percentage
+`shares` gives for the domain's config version (off without `shares`, or while unknown).
 
 State is serialisable in pieces for Faust tables: each `BucketAggregate` (`to_bytes`), each
 domain's `DomainState` and the counts not yet evaluated (`domain_states()`, JSON-ready), and
@@ -26,13 +28,14 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from trafficlight.streams.events import ROUTED_TO, EventBatch, Target
 from trafficlight.streams.histogram import LatencyHistogram
+from trafficlight.streams.sample_ratio import ConfiguredShares, sample_ratio
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import (
     Counts,
@@ -135,8 +138,12 @@ class _Target:
 class Judge:
     """Stateful engine over the pure pieces; see the module docstring for the timing rule."""
 
-    def __init__(self, thresholds: ThresholdSet | None = None) -> None:
+    def __init__(self, thresholds: ThresholdSet | None = None,
+                 shares: ConfiguredShares | None = None) -> None:
         self.thresholds = thresholds or ThresholdSet()
+        #: Each config version's unified percentage per domain, for the sample-ratio guard
+        #: (`streams.sample_ratio`); None: the guard is off.
+        self.shares = shares
         self.settings = self.thresholds.settings
         self.watermark = Watermark(self.settings.grace_s, self.settings.max_jump_s)
         self.counters = JudgeCounters()
@@ -399,7 +406,12 @@ class Judge:
         present = [t for t in ROUTED_TO_ORDER if (domain, t) in self._targets]
         evidence = {Target.UNIFIED: state.unified, Target.LEGACY: state.legacy}
         judged = {t: judge_target(evidence[t], limits, explain=False) for t in present}
-        outcome = decide(judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, limits)
+        configured_pct = (None if self.shares is None
+                          else self.shares.percentage(state.config_version, domain))
+        guard = sample_ratio(state.unified.totals.requests, state.legacy.totals.requests,
+                             configured_pct, self.settings)
+        outcome = decide(judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, limits,
+                         guard)
         state.shared = outcome.shared
         if outcome.rolled_back and not state.rolled_back:
             state.rolled_back = True
@@ -416,6 +428,9 @@ class Judge:
             reasons = judgement.reasons
             if routed_to is Target.UNIFIED:
                 reasons = (*reasons, *outcome.reasons)
+                if guard is not None:
+                    judgement = replace(judgement, evidence={
+                        **judgement.evidence, "sample_ratio": guard.to_evidence()})
             verdicts.append(Verdict.of(domain, routed_to, stats, judgement, outcome.decision,
                                        reasons, outcome.rule))
         return verdicts

@@ -35,6 +35,7 @@ import orjson
 
 from trafficlight.streams.events import Rejected, TimeBounds, decode_record
 from trafficlight.streams.judge import BucketAggregate, Judge
+from trafficlight.streams.sample_ratio import ConfiguredShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Verdict
 
@@ -117,9 +118,10 @@ class PartitionJudge:
     """A `Judge` for one source partition plus the offsets that make re-reads harmless."""
 
     def __init__(self, partition: int, thresholds: ThresholdSet | None = None,
-                 bounds: TimeBounds | None = None) -> None:
+                 bounds: TimeBounds | None = None,
+                 shares: ConfiguredShares | None = None) -> None:
         self.partition = partition
-        self.judge = Judge(thresholds)
+        self.judge = Judge(thresholds, shares)
         self.bounds = bounds or TimeBounds()
         self.offset = -1
         self.counters = PartitionCounters()
@@ -134,11 +136,12 @@ class PartitionJudge:
     @classmethod
     def restore(cls, partition: int, entries: Iterable[tuple[bytes, bytes | None]],
                 thresholds: ThresholdSet | None = None,
-                bounds: TimeBounds | None = None) -> PartitionJudge:
+                bounds: TimeBounds | None = None,
+                shares: ConfiguredShares | None = None) -> PartitionJudge:
         """Rebuild from table entries (all partitions' entries may be passed: others are
         ignored): the state after the partition entry's offset, buckets of a partly written
         record after it rolled back."""
-        self = cls(partition, thresholds, bounds)
+        self = cls(partition, thresholds, bounds, shares)
         entries_by_bucket: dict[BucketId, tuple[int, int, bytes | None, bytes | None]] = {}
         event_time_s: float | None = None
         states: dict[str, Any] = {}

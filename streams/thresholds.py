@@ -34,11 +34,16 @@ alternatives        = [1.5, 2, 3, 5, 10, 20, 50]  # multiples of the null rate m
 alternative_weights = [1, 1, 1, 1, 3, 3, 1]       # their weights (normalised)
 healthy_alternatives = [0.8, 0.6, 0.4, 0.2, 0.05] # multiples of the warning rate (below it)
 relative_risks = [1.5, 2, 3, 5, 10]               # unified/legacy rate ratios mixed over
+srm_alpha      = 0.001        # sample-ratio guard: P(ever "mismatch" | share within tolerance)
+srm_tolerance  = 0.2          # relative: at 10 % configured, 8 %..12 % on unified is no mismatch
+srm_dispersion = 4.0          # each request weighs 1/4 of an independent draw (sticky runs)
+srm_alternatives = [0.8, 0.6, 0.4, 0.2, 0.05]     # odds ratios off the band's edges
 # accepted for old files, no longer used: fast_window, rollback_after, recover_after
 ```
-See `streams.verdicts` and `streams.evidence` (and README "False-rollback budget") for what
-these mean and how the defaults were chosen. `min_requests`, `min_errors`, `confidence_z`,
-`min_latency_samples` are accepted for old files and no longer used.
+See `streams.verdicts`, `streams.evidence`, `streams.sample_ratio` (and README
+"False-rollback budget", "Sample-ratio guard") for what these mean and how the defaults were
+chosen. `min_requests`, `min_errors`, `confidence_z`, `min_latency_samples` are accepted for
+old files and no longer used.
 """
 
 from __future__ import annotations
@@ -91,6 +96,10 @@ class JudgeSettings:
     alternative_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 1.0)
     healthy_alternatives: tuple[float, ...] = (0.8, 0.6, 0.4, 0.2, 0.05)
     relative_risks: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
+    srm_alpha: float = 1e-3
+    srm_tolerance: float = 0.2
+    srm_dispersion: float = 4.0
+    srm_alternatives: tuple[float, ...] = (0.8, 0.6, 0.4, 0.2, 0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +120,12 @@ _DURATIONS = {"window": "window_s", "fast_window": "fast_window_s", "step": "ste
               "heartbeat": "heartbeat_s"}
 _COUNTS = ("rollback_after", "recover_after", "batch_requests")
 #: Probabilities in (0, 1): key -> (low, high) open bounds.
-_PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start")
+_PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start", "srm_alpha",
+                  "srm_tolerance")
 #: Lists of numbers: key -> (low, high) open bounds of each element.
 _LISTS = {"alternatives": (1.0, math.inf), "alternative_weights": (0.0, math.inf),
-          "healthy_alternatives": (0.0, 1.0), "relative_risks": (1.0, math.inf)}
+          "healthy_alternatives": (0.0, 1.0), "relative_risks": (1.0, math.inf),
+          "srm_alternatives": (0.0, 1.0)}
 
 
 def _number(value: Any) -> bool:
@@ -130,6 +141,10 @@ def _evidence_key(key: str, value: Any) -> Any:
     if key == "max_batch_nats":
         if not _number(value) or value <= 0:
             raise ConfigError(f"judge.{key} must be a number > 0, got {value!r}")
+        return float(value)
+    if key == "srm_dispersion":
+        if not _number(value) or not 1 <= value < math.inf:
+            raise ConfigError(f"judge.{key} must be a number >= 1, got {value!r}")
         return float(value)
     low, high = _LISTS[key]
     if (not isinstance(value, list) or not value
@@ -159,7 +174,8 @@ def _thresholds(base: Thresholds, table: Mapping[str, Any], where: str) -> Thres
 def _settings(table: Mapping[str, Any]) -> JudgeSettings:
     changes: dict[str, Any] = {}
     for key, value in table.items():
-        if key in _PROBABILITIES or key in _LISTS or key == "max_batch_nats":
+        if key in _PROBABILITIES or key in _LISTS or key in ("max_batch_nats",
+                                                             "srm_dispersion"):
             changes[key] = _evidence_key(key, value)
         elif key in _DURATIONS:
             try:

@@ -39,6 +39,7 @@ from trafficlight.streams.evidence import (
     RatioDetector,
     UpperEvidence,
 )
+from trafficlight.streams.sample_ratio import SampleRatio
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
 
 
@@ -70,6 +71,7 @@ class Rule(StrEnum):
     NO_UNIFIED_DATA = "no_unified_data"
     UNIFIED_BREACH = "unified_breach"
     SHARED_BREACH = "shared_breach"
+    SAMPLE_RATIO_MISMATCH = "sample_ratio_mismatch"
     UNIFIED_WARNING = "unified_warning"
     POSITIVE_EVIDENCE = "positive_evidence"
     INSUFFICIENT_EVIDENCE = "insufficient_evidence"
@@ -323,14 +325,22 @@ class Outcome:
 
 
 def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainState,
-           limits: Thresholds) -> Outcome:
-    """One domain's decision at one evaluation (pure: reads `state`, changes nothing)."""
+           limits: Thresholds, ratio_guard: SampleRatio | None = None) -> Outcome:
+    """One domain's decision at one evaluation (pure: reads `state`, changes nothing).
+
+    `ratio_guard`: the sample-ratio guard's reading of the step (`streams.sample_ratio`),
+    None when it is off."""
+    mismatch = ratio_guard if ratio_guard is not None and ratio_guard.mismatch else None
     # 1. Rolled back in this step: stays so until the step changes (config version).
     if state.rolled_back:
         return Outcome(Decision.ROLLBACK, Rule.ROLLED_BACK,
                        (f"rolled back in this step: {state.rollback_reason}",), True)
-    # 2. Nothing from unified since the step began: hold.
+    # 2. Nothing from unified since the step began: hold (a mismatch when the config says
+    #    unified should have had some: the reason says so).
     if unified is None or state.unified.totals.requests == 0:
+        if mismatch is not None:
+            return Outcome(Decision.HOLD, Rule.SAMPLE_RATIO_MISMATCH, (mismatch.reason(),),
+                           False)
         return Outcome(Decision.HOLD, Rule.NO_UNIFIED_DATA,
                        ("no unified requests in this step",), False)
     # 3. Per metric: a unified breach legacy does not share on that metric, or where unified
@@ -356,19 +366,28 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
             return Outcome(Decision.ROLLBACK, Rule.UNIFIED_BREACH, (why,), True)
         shared.append(f"{describe(metric, limits)}: legacy breaches too and unified is not "
                       f"significantly worse ({worse} < {_e(ratio.log_threshold)})")
-    # 4. Every unified breach is shared with legacy (provider trouble): hold.
+    # 4. Every unified breach is shared with legacy (provider trouble): hold (a sample-ratio
+    #    mismatch is named too: the comparison with legacy is biased).
     if shared:
+        if mismatch is not None:
+            shared.append(mismatch.reason())
         return Outcome(Decision.HOLD, Rule.SHARED_BREACH, tuple(shared), False,
                        unified.critical)
-    # 5. Unified above a warning rate: hold.
+    # 5. The routing is not what the config says (sample-ratio mismatch): hold, never roll
+    #    back (a routing problem, not a handler regression; a breach of unified's own rates
+    #    still rolls back, guard 3), never proceed (the comparisons are biased).
+    if mismatch is not None:
+        return Outcome(Decision.HOLD, Rule.SAMPLE_RATIO_MISMATCH, (mismatch.reason(),),
+                       False)
+    # 6. Unified above a warning rate: hold.
     if unified.health is Health.WARNING:
         return Outcome(Decision.HOLD, Rule.UNIFIED_WARNING, ("unified above a warning rate",),
                        False)
-    # 6. Unified shown below every warning rate: proceed (the only evidence promotion counts).
+    # 7. Unified shown below every warning rate: proceed (the only evidence promotion counts).
     if unified.health is Health.HEALTHY:
         return Outcome(Decision.PROCEED, Rule.POSITIVE_EVIDENCE,
                        ("unified shown below every warning rate",), False)
-    # 7. Not enough evidence either way: hold.
+    # 8. Not enough evidence either way: hold.
     return Outcome(Decision.HOLD, Rule.INSUFFICIENT_EVIDENCE,
                    ("unified not yet shown below the warning rates",), False)
 
