@@ -30,6 +30,7 @@ from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 from trafficlight.streams.deadletters import dead_letter, dead_letter_topic
 from trafficlight.streams.metrics import PartitionPosition
 from trafficlight.streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
+from trafficlight.streams.sample_ratio import ConfiguredShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Verdict
 
@@ -108,8 +109,9 @@ class WorkerApp:
         return out
 
 
-def build_app(options: WorkerOptions) -> WorkerApp:
-    """The Faust app of one worker process."""
+def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) -> WorkerApp:
+    """The Faust app of one worker process; `shares` feeds the judges' sample-ratio guard
+    (the worker's `streams.config_shares.ShareCache`; None: the guard is off)."""
     # Faust makes a folder even for memory stores: keep it out of the working directory.
     faust_dir = STATE_DIR / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +151,8 @@ def build_app(options: WorkerOptions) -> WorkerApp:
     def judge_for(partition: int) -> PartitionJudge:
         judge = worker.judges.get(partition)
         if judge is None:
-            judge = PartitionJudge.restore(partition, state.items(), options.thresholds)
+            judge = PartitionJudge.restore(partition, state.items(), options.thresholds,
+                                           shares=shares)
             worker.judges[partition] = judge
             log.info("partition %d: restored at offset %d, event time %s",
                      partition, judge.offset, judge.judge.event_time_s)

@@ -13,6 +13,7 @@ from trafficlight.base.errors import ServiceStartError
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.streams.actions import Actions, RollbackScope
 from trafficlight.streams.app import WorkerApp, WorkerOptions
+from trafficlight.streams.config_shares import ShareCache
 from trafficlight.streams.metrics import WorkerFigures, WorkerMetrics
 from trafficlight.streams.partition import changelog_topic
 from trafficlight.streams.sink import PostgresSink, SinkOptions
@@ -55,16 +56,20 @@ def run_worker(options: WorkerOptions, *, database_url: str | None = None, sink:
                loglevel: str = "info", metrics_port: int | None = None) -> None:
     """Run until SIGTERM/SIGINT; Faust flushes the producer and commits on the way out.
 
-    With a database: the sink (its own consumer group, `<app_id>-sink`) and the actions run
-    as tasks of the same process. With `metrics_port`: Prometheus `/metrics` on 127.0.0.1,
+    With a database: the sink (its own consumer group, `<app_id>-sink`), the actions and the
+    sample-ratio guard's cache of configured percentages run as tasks of the same process
+    (without one the guard is off). With `metrics_port`: Prometheus `/metrics` on 127.0.0.1,
     listening before Faust starts (a taken port fails the start with the port named).
     """
     import faust
 
     from trafficlight.streams.app import build_app
 
-    worker_app = build_app(options)
+    shares = ShareCache(database_url) if database_url is not None else None
+    worker_app = build_app(options, shares)
     actions: Actions | None = None
+    if shares is not None:
+        worker_app.app.task(shares.run)
     if database_url is not None:
         actions = Actions(database_url, options.worker_id, rollback_scope)
         worker_app.verdict_listeners.append(actions.observe)

@@ -18,7 +18,8 @@ from tests.import_graph import cycles, imports, module_edges, modules
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The Faust/Kafka/Postgres side of streams/; every other streams module is pure judging core.
-STREAM_SERVICES = frozenset({"app", "worker", "sink", "actions", "deadletters", "plan_store"})
+STREAM_SERVICES = frozenset({"app", "worker", "sink", "actions", "deadletters", "plan_store",
+                             "config_shares"})
 
 
 class Layer(IntEnum):

@@ -13,6 +13,8 @@ import click
 from trafficlight.base import settings
 from trafficlight.base.durations import parse_instant_s, parse_whole_seconds
 from trafficlight.base.errors import ConfigError
+from trafficlight.streams.config_shares import load_shares
+from trafficlight.streams.sample_ratio import StaticShares
 from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
 from trafficlight.tools.replay import (
     RejectLog,
@@ -41,9 +43,12 @@ from trafficlight.tools.simulate import incidents_path, read_incidents
 @click.option("--topic", default=settings.EVENTS_TOPIC, show_default=True,
               help="Events topic for --input kafka.")
 @click.option("--strict", is_flag=True, help="Stop at the first corrupt line (exit 4).")
+@click.option("--config-db", "config_db", default=None, metavar="URL",
+              help="Postgres URL whose webhook_routing_config gives each config version's "
+                   "percentage per domain: turns the sample-ratio guard on (default: off).")
 def replay_command(source: str, threshold_files: tuple[Path, ...], window: str | None,
                    step: str | None, fmt: str, since: str | None, until: str | None,
-                   topic: str, strict: bool) -> None:
+                   topic: str, strict: bool, config_db: str | None) -> None:
     """Verdicts the given thresholds would have produced over recorded events."""
     sets = [load_thresholds(p) for p in threshold_files] or [ThresholdSet()]
     try:
@@ -60,7 +65,8 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     out = sys.stdout.buffer
     sidecar = None if source == "kafka" else incidents_path(Path(source))
     labelled = read_incidents(sidecar) if sidecar is not None and sidecar.is_file() else None
-    run = Replay(sets, out if fmt == "jsonl" else None, labelled)
+    shares = StaticShares(asyncio.run(load_shares(config_db))) if config_db else None
+    run = Replay(sets, out if fmt == "jsonl" else None, labelled, shares)
     if source == "kafka":
         bootstrap = settings.required_kafka_bootstrap_servers()
         settle_s = max(s.settings.grace_s + s.settings.bucket_s for s in sets)

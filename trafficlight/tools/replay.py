@@ -4,7 +4,9 @@ Input is a JSONL(.gz) file or the events topic scanned from the beginning of eve
 (no offsets-for-times) up to the end offsets seen at start (or until `--until` is passed), with
 one `Judge` per partition as the worker has. Both stream: memory stays flat however long the
 input. Events outside `--since/--until` are skipped.
-Several `--thresholds` files run side by side over the same decoded events.
+Several `--thresholds` files run side by side over the same decoded events. The sample-ratio
+guard runs only with the configured percentages of each config version (`--config-db`, read
+once at the start: `streams.config_shares.load_shares`); without them it is off.
 
 Output: `jsonl` is one verdict per line per (domain, routed_to) per evaluation (with a
 `thresholds` field when several sets run), a summary line per set on stderr; `table` prints the
@@ -32,6 +34,7 @@ from trafficlight.base.errors import CorruptInput
 from trafficlight.base.kafka import topic_partitions
 from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
 from trafficlight.streams.judge import Judge
+from trafficlight.streams.sample_ratio import ConfiguredShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Decision, Verdict
 from trafficlight.tools.simulate import Incident
@@ -140,12 +143,15 @@ class Replay:
 
     Incremental, so file and topic input both stream: nothing but the judges' windows is kept.
     Incidents are the given ones (a scenario's sidecar) or, without them, what the labels of
-    the events show (`Incident.from_labels`).
+    the events show (`Incident.from_labels`). `shares`: the configured percentages for the
+    sample-ratio guard (None: off).
     """
 
     def __init__(self, sets: list[ThresholdSet], emit: IO[bytes] | None,
-                 incidents: list[Incident] | None = None) -> None:
+                 incidents: list[Incident] | None = None,
+                 shares: ConfiguredShares | None = None) -> None:
         self.sets = sets
+        self.shares = shares
         self.emit = emit
         self.summaries = [SetSummary(s.name, s.settings.step_s) for s in sets]
         self._judges: list[dict[int, Judge]] = [{} for _ in sets]
@@ -161,7 +167,7 @@ class Replay:
                 self.sets, self._judges, self.summaries, strict=True):
             judge = by_partition.get(partition)
             if judge is None:
-                judge = by_partition[partition] = Judge(thresholds)
+                judge = by_partition[partition] = Judge(thresholds, self.shares)
             verdicts = judge.ingest(batch)
             summary.observe(verdicts)
             if self.emit is not None and verdicts:
@@ -179,9 +185,10 @@ def replay(
     partitions: Iterable[tuple[int, EventBatch]],
     sets: list[ThresholdSet],
     emit: IO[bytes] | None,
+    shares: ConfiguredShares | None = None,
 ) -> tuple[list[SetSummary], list[Incident]]:
     """Run each set's judges over the batches (partition, events); write jsonl to `emit`."""
-    run = Replay(sets, emit)
+    run = Replay(sets, emit, shares=shares)
     for partition, batch in partitions:
         run.feed(partition, batch)
     return run.summaries, run.incidents()
