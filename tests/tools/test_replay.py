@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -8,6 +9,8 @@ from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
 
 from tests.streams.helpers import T0, batch, interleave, records
+from tests.tools.conftest import RunCli
+from trafficlight.base.db import connect
 from trafficlight.base.errors import ConfigError
 from trafficlight.base.local_services import BrokerKind
 from trafficlight.cli import cli
@@ -159,3 +162,46 @@ async def test_a_topic_scan_of_a_missing_topic_is_a_one_line_error(
     scan = topic_batches(kafka_bootstrap, topic, RejectLog(False, "kafka"), None, None)
     with pytest.raises(ConfigError, match=f"topic {topic} does not exist"):
         await anext(scan)
+
+
+def _misrouted(version: int) -> list[dict]:
+    """4 min of jobs at 200 req/s, 3 % of it on unified, stamped config `version`."""
+    events = interleave(records(T0, 240, 6), records(T0, 240, 194, routed_to="legacy"))
+    for event in events:
+        event["config_version"] = version
+    return events
+
+
+def _ten_percent_version(database_url: str) -> int:
+    async def configure() -> int:
+        conn = await connect(database_url)
+        try:
+            await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
+            return int(await conn.fetchval("SELECT max(id) FROM webhook_routing_config"))
+        finally:
+            await conn.close()
+    return asyncio.run(configure())
+
+
+def test_config_db_turns_the_sample_ratio_guard_on(tmp_path: Path, database_url: str) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", _misrouted(_ten_percent_version(database_url)))
+    guarded = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "jsonl",
+                                       "--config-db", database_url])
+    plain = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "jsonl"])
+    assert (guarded.exit_code, plain.exit_code) == (0, 0)
+    last = [orjson.loads(x) for x in guarded.stdout.splitlines()][-2:]
+    unified = next(v for v in last if v["routed_to"] == "unified")
+    assert (unified["decision"], unified["rule"]) == ("hold", "sample_ratio_mismatch")
+    assert unified["reasons"][-1].startswith("sample ratio: unified ")
+    assert "sample ratio" not in plain.stdout
+
+
+async def test_an_unreachable_config_db_is_a_one_line_error(tmp_path: Path,
+                                                            run_cli: RunCli) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", _misrouted(2))
+    result = await run_cli("replay", "--input", str(path), "--config-db",
+                           "postgresql://trafficlight@127.0.0.1:1/none", env={})
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: ") and "127.0.0.1:1" in result.stderr
+    assert result.stdout == ""
