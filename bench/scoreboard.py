@@ -46,7 +46,7 @@ def main() -> None:
             per_scenario[entry.name]["generate"] += gen_s
             events[entry.name] += sum(len(b) for b in batches)
             for name, make in judges.items():
-                judge = make()
+                judge = make(scenario)
                 start = time.process_time()
                 for batch in batches:
                     judge.feed(batch)

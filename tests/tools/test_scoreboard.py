@@ -444,3 +444,59 @@ def test_the_default_set_runs_through_the_real_judge() -> None:
         assert [(r.scenario, i.incident, i.outcome) for r in ours for i in r.incidents
                 if i.outcome is not Outcome.CAUGHT] == []
         assert [(r.scenario, r.false_rollbacks) for r in ours if r.false_rollbacks] == []
+
+
+# -- routing mismatches ------------------------------------------------------------------------
+
+def test_a_misrouted_scenario_routes_its_own_share_and_stamps_the_config_s_version() -> None:
+    scenario = _entry("misrouted")
+    events = _columns(scenario)
+    unified = np.array(events.routed_to) == "unified"
+
+    assert scenario.configured_shares() == {1: {"jobs": 10.0}}
+    assert 0.025 < unified.mean() < 0.035  # 3 % routed, not the 10 % configured
+    assert set(events.config_version.tolist()) == {1}
+    assert [e["config_version"] for e in generate(scenario)] == events.config_version.tolist()
+
+
+def _mismatch(deadline_s: float = 120.0) -> Incident:
+    return Incident("misrouted", IncidentKind.MISROUTING, "jobs", IncidentTarget.BOTH, T0,
+                    T0 + 2_000, deadline_s=deadline_s, expect=Expect.HOLD)
+
+
+def test_a_mismatch_held_from_its_deadline_to_its_end_is_caught() -> None:
+    scenario = Scenario(start_ts=T0, duration_s=3_000, volumes_per_h={"jobs": 1.0},
+                        incidents=(_mismatch(),))
+    run = score_run(_timeline((0, Decision.HOLD)), scenario, "s", 1, "j")
+
+    assert [(i.outcome, i.delay_s) for i in run.holds] == [(Outcome.CAUGHT, 0.0)]
+    assert (run.incidents, run.held) == ((), 1)
+
+
+@pytest.mark.parametrize("changes", [
+    ((0, Decision.HOLD), (1_500, Decision.PROCEED)),   # promoted on biased evidence
+    ((0, Decision.PROCEED), (500, Decision.HOLD), (600, Decision.ROLLBACK)),
+    ((0, Decision.PROCEED),),
+])
+def test_a_mismatch_that_proceeds_or_rolls_back_after_its_deadline_is_missed(
+        changes: tuple[tuple[float, Decision], ...]) -> None:
+    scenario = Scenario(start_ts=T0, duration_s=3_000, volumes_per_h={"jobs": 1.0},
+                        incidents=(_mismatch(),))
+    run = score_run(_timeline(*changes), scenario, "s", 1, "j")
+
+    assert [i.outcome for i in run.holds] == [Outcome.MISSED]
+
+
+def test_trafficlight_holds_three_percent_routed_against_ten_configured() -> None:
+    board = run_board(select(["misrouted"]), [1], default_judges())
+    ours = board.of("trafficlight")[0]
+    rendered = table(board)
+
+    assert ours.held == 1 and ours.false_rollbacks == ()
+    assert "routing mismatches held" in rendered
+    assert "must hold jobs from 2 min on, never proceed" in rendered
+    # Never a proceed, from the step's first evaluation on: the guard fires before unified
+    # could be shown healthy.
+    scenario = _entry("misrouted")
+    timeline = run_judge(default_judges()["trafficlight"](scenario), generate_batches(scenario))
+    assert {c.decision for c in timeline.changes["jobs"]} == {Decision.HOLD}

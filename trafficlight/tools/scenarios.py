@@ -3,9 +3,10 @@
 Each entry builds a :class:`~trafficlight.tools.simulate.Scenario` for a seed; its labels are
 the scenario's own incidents (:class:`~trafficlight.tools.simulate.Incident`): an incident with
 ``expect = rollback`` must be rolled back within its ``deadline_s`` of its start; nothing else
-in the scenario may be rolled back (hold is fine). A scenario without such an incident is
-labelled "must not roll back" as a whole. Thresholds are SPEC's defaults (warning 0.1 % /
-2000 ms, critical 0.5 % / 3000 ms).
+in the scenario may be rolled back (hold is fine). One with ``expect = hold`` (a routing
+mismatch) must be held from ``deadline_s`` after its start to its end: never proceed, never
+roll back. A scenario without either is labelled "must not roll back" as a whole. Thresholds
+are SPEC's defaults (warning 0.1 % / 2000 ms, critical 0.5 % / 3000 ms).
 
 Deadlines of sustained rates follow the volume (:func:`deadline_for`): three times the time
 unified needs to serve the sample a fixed-size one-sided test (alpha 2.5 %, power 90 %) needs to
@@ -84,11 +85,12 @@ class LabelledScenario:
 
     def label(self, seed: int = 0) -> str:
         """The label a person reads: what must happen, by when."""
-        must = [i for i in self.scenario(seed).incidents if i.must_roll_back]
-        if not must:
-            return "must not roll back"
-        return "; ".join(f"must roll back {i.domain} within {_duration(i.deadline_s)}"
-                         for i in must)
+        incidents = self.scenario(seed).incidents
+        must = [f"must roll back {i.domain} within {_duration(i.deadline_s)}"
+                for i in incidents if i.must_roll_back]
+        must += [f"must hold {i.domain} from {_duration(i.deadline_s)} on, never proceed"
+                 for i in incidents if i.must_hold]
+        return "; ".join(must) or "must not roll back"
 
 
 def _duration(seconds: float | None) -> str:
@@ -106,13 +108,16 @@ def _duration(seconds: float | None) -> str:
 def _one_domain(seed: int, unified_per_s: float, duration_s: float, pct: float = 50.0,
                 incidents: Sequence[Incident] = (), diurnal: float = 0.0,
                 targets: dict[str, LatencyProfile] | None = None,
-                steps: tuple[tuple[float, float], ...] | None = None) -> Scenario:
-    """Domain ``jobs`` with ``unified_per_s`` unified requests a second at ``pct`` percent."""
+                steps: tuple[tuple[float, float], ...] | None = None,
+                routed_pct: float | None = None) -> Scenario:
+    """Domain ``jobs`` with ``unified_per_s`` unified requests a second at ``pct`` percent
+    (the config's; ``routed_pct``: what the routing really sends, when it is not that)."""
     return Scenario(
         start_ts=START_TS, duration_s=duration_s,
         volumes_per_h={"jobs": unified_per_s * HOUR_S * 100 / pct},
         percentage_steps=steps or ((0.0, pct),), diurnal_amplitude=diurnal,
-        targets=targets or default_targets(), incidents=tuple(incidents), seed=seed)
+        targets=targets or default_targets(), incidents=tuple(incidents), seed=seed,
+        routed_percentage_steps=None if routed_pct is None else ((0.0, routed_pct),))
 
 
 def _incident(name: str, kind: IncidentKind, target: IncidentTarget, start_s: float,
@@ -267,6 +272,20 @@ def _warning_band(seed: int) -> Scenario:
     return _one_domain(seed, 8.0, 6 * HOUR_S, targets=_noisy_targets(2_500.0, 0.2))
 
 
+def _misrouted(unified_per_s: float, duration_s: float, deadline_s: float
+               ) -> Callable[[int], Scenario]:
+    """The config says 10 %, the routing sends 3 % (a router on a stale config, a proxy
+    pinning senders to legacy); ``unified_per_s`` is what 10 % would have sent. Unified and
+    legacy are healthy: only the share is wrong, so the comparison is biased and the rollout
+    must hold (the sample-ratio guard), never proceed and never roll back."""
+    def build(seed: int) -> Scenario:
+        return _one_domain(seed, unified_per_s, duration_s, pct=10.0, routed_pct=3.0,
+                           incidents=[_incident(
+                               "misrouted-3pct-of-10", IncidentKind.MISROUTING, _BOTH, 0.0,
+                               duration_s, deadline_s=deadline_s, expect=Expect.HOLD)])
+    return build
+
+
 def _soak(seed: int) -> Scenario:
     """30 days of the three rollout domains at the runbook's volumes, 50 %, noisy and
     heavy-tailed (unified P95 1.8 s, 0.25 % errors), diurnal."""
@@ -306,6 +325,10 @@ CATALOGUE: tuple[LabelledScenario, ...] = (
     LabelledScenario("noisy-healthy", "P95 1.8 s heavy tail, 0.3 % errors, 6 h", _noisy_healthy),
     LabelledScenario("warning-band", "P95 2.5 s and 0.2 % errors (warning band), 6 h",
                      _warning_band),
+    LabelledScenario("misrouted", "routing sends 3 % while the config says 10 %, 1 h",
+                     _misrouted(_MODERATE_PER_S, HOUR_S, 2 * MINUTE_S)),
+    LabelledScenario("misrouted-runbook", "3 % routed of 10 % configured at the runbook's "
+                     "volume, 12 h", _misrouted(_RUNBOOK_UNIFIED_PER_S, 12 * HOUR_S, 6 * HOUR_S)),
     LabelledScenario("soak-30d", "30 healthy noisy days per domain", _soak, default=False),
 )
 

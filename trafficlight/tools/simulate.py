@@ -41,6 +41,8 @@ class IncidentKind(StrEnum):
     LATENCY_STEP = "latency_step"
     OUTAGE = "outage"
     LEGACY_TROUBLE = "legacy_trouble"
+    #: The routing is not what the config says (``Scenario.routed_percentage_steps``).
+    MISROUTING = "misrouting"
 
 
 class IncidentTarget(StrEnum):
@@ -54,6 +56,8 @@ class Expect(StrEnum):
 
     ROLLBACK = "rollback"
     NO_ROLLBACK = "no_rollback"
+    #: Hold from ``deadline_s`` after the start to the end: never proceed, never roll back.
+    HOLD = "hold"
 
 
 #: Kinds `default_incident` (and `trafficlight simulate --incident`) makes.
@@ -135,6 +139,10 @@ class Incident:
         return self.expect is Expect.ROLLBACK
 
     @property
+    def must_hold(self) -> bool:
+        return self.expect is Expect.HOLD
+
+    @property
     def ramps(self) -> bool:
         return self.kind is IncidentKind.LATENCY_CREEP
 
@@ -166,8 +174,11 @@ def default_targets() -> dict[str, LatencyProfile]:
 
 @dataclass(frozen=True)
 class Scenario:
-    """What to generate. ``percentage_steps`` are (offset_s, pct) from ``start_ts``; the
-    event's ``config_version`` is the step's position, counting from 1."""
+    """What to generate. ``percentage_steps`` are (offset_s, pct) from ``start_ts``: the
+    config, every domain at pct; the event's ``config_version`` is the step's position,
+    counting from 1. ``routed_percentage_steps``: what the routing really does when it is not
+    what the config says (a router on a stale config, a proxy pinning traffic); None: the
+    config's."""
 
     start_ts: float
     duration_s: float
@@ -176,6 +187,7 @@ class Scenario:
     diurnal_amplitude: float = 0.5
     targets: dict[str, LatencyProfile] = field(default_factory=default_targets)
     incidents: tuple[Incident, ...] = ()
+    routed_percentage_steps: tuple[tuple[float, float], ...] | None = None
     #: Distinct senders per domain: the sticky keys that the split hashes.
     senders_per_domain: int = 5_000
     routers: int = 2
@@ -188,11 +200,14 @@ class Scenario:
             raise InvalidInput("volumes must be given and not negative")
         if not 0 <= self.diurnal_amplitude <= 1:
             raise InvalidInput("diurnal amplitude must be between 0 and 1")
-        if not self.percentage_steps or self.percentage_steps[0][0] != 0:
-            raise InvalidInput("percentage steps must start at offset 0")
-        for _, pct in self.percentage_steps:
-            if not 0 <= pct <= 100:
-                raise InvalidInput(f"percentage must be between 0 and 100, got {pct}")
+        for steps in (self.percentage_steps, self.routed_percentage_steps):
+            if steps is None:
+                continue
+            if not steps or steps[0][0] != 0:
+                raise InvalidInput("percentage steps must start at offset 0")
+            for _, pct in steps:
+                if not 0 <= pct <= 100:
+                    raise InvalidInput(f"percentage must be between 0 and 100, got {pct}")
         for incident in self.incidents:
             if incident.domain not in self.volumes_per_h:
                 raise InvalidInput(f"incident {incident.name!r}: unknown domain "
@@ -201,6 +216,12 @@ class Scenario:
     @property
     def end_ts(self) -> float:
         return self.start_ts + self.duration_s
+
+    def configured_shares(self) -> dict[int, dict[str, float]]:
+        """The config's percentage per domain of each config version (the judge's
+        `streams.sample_ratio.StaticShares`)."""
+        return {version: dict.fromkeys(self.volumes_per_h, pct)
+                for version, (_, pct) in enumerate(self.percentage_steps, start=1)}
 
     def percentage_at(self, offset_s: float) -> float:
         """The rollout percentage in force ``offset_s`` after the start."""
@@ -252,7 +273,9 @@ class _Generator:
                                   for i in range(s.senders_per_domain)] for d in self.domains],
                                 dtype=np.int64)
         self.step_ts = np.array([s.start_ts + off for off, _ in s.percentage_steps])
-        self.step_cut = np.array([unified_buckets(pct) for _, pct in s.percentage_steps])
+        routed = s.routed_percentage_steps or s.percentage_steps
+        self.route_ts = np.array([s.start_ts + off for off, _ in routed])
+        self.route_cut = np.array([unified_buckets(pct) for _, pct in routed])
         self.labels = np.array([None, *(i.name for i in s.incidents)], dtype=object)
         self.profiles = [s.targets[t] for t in _TARGETS]
 
@@ -286,7 +309,8 @@ class _Generator:
         n = len(ts)
         sender = rng.integers(0, s.senders_per_domain, n)
         step = np.searchsorted(self.step_ts, ts, side="right") - 1
-        target = (self.buckets[domain, sender] >= self.step_cut[step]).astype(np.int64)
+        route = np.searchsorted(self.route_ts, ts, side="right") - 1
+        target = (self.buckets[domain, sender] >= self.route_cut[route]).astype(np.int64)
         sigma = np.array([p.sigma for p in self.profiles])[target]
         median = np.array([p.median_ms for p in self.profiles])[target]
         latency = median * np.exp(sigma * rng.standard_normal(n))
@@ -325,7 +349,8 @@ def generate_batches(scenario: Scenario) -> Iterator[EventBatch]:
         yield EventBatch(ts_s=chunk.ts, domain=domains[chunk.domain].tolist(),
                          routed_to=targets[chunk.target].tolist(),
                          response_time_ms=chunk.latency_ms, is_error=chunk.failed,
-                         label=chunk.label.tolist(), records=[])
+                         label=chunk.label.tolist(), records=[],
+                         config_version=chunk.step.astype(np.int64) + 1)
 
 
 def generate(scenario: Scenario) -> Iterator[dict[str, Any]]:

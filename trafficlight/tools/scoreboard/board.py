@@ -13,22 +13,26 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from trafficlight.streams.sample_ratio import StaticShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.tools.scenarios import LabelledScenario, select
 from trafficlight.tools.scoreboard.judges import FlaggerJudge, RunbookJudge, TrafficlightJudge
 from trafficlight.tools.scoreboard.score import Outcome, RunScore, score_run
 from trafficlight.tools.scoreboard.timeline import TimelineJudge
-from trafficlight.tools.simulate import generate_batches
+from trafficlight.tools.simulate import Scenario, generate_batches
 
-JudgeFactory = Callable[[], TimelineJudge]
+#: A judge for one run of a scenario (what its config says is the scenario's to tell).
+JudgeFactory = Callable[[Scenario], TimelineJudge]
 
 
 def default_judges(thresholds: ThresholdSet | None = None) -> dict[str, JudgeFactory]:
-    """trafficlight's judge and the two baselines, on the same thresholds."""
+    """trafficlight's judge (with the scenario's configured percentages, as the worker has
+    them from Postgres) and the two baselines, on the same thresholds."""
     return {
-        "trafficlight": lambda: TrafficlightJudge(thresholds),
-        "runbook": lambda: RunbookJudge(thresholds),
-        "flagger": lambda: FlaggerJudge(thresholds),
+        "trafficlight": lambda scenario: TrafficlightJudge(
+            thresholds, StaticShares(scenario.configured_shares())),
+        "runbook": lambda scenario: RunbookJudge(thresholds),
+        "flagger": lambda scenario: FlaggerJudge(thresholds),
     }
 
 
@@ -50,7 +54,7 @@ def run_scenario(entry: LabelledScenario, seed: int,
                  judges: dict[str, JudgeFactory]) -> list[RunScore]:
     """One scenario on one seed: generated once, fed batch by batch to every judge."""
     scenario = entry.scenario(seed)
-    running = {name: make() for name, make in judges.items()}
+    running = {name: make(scenario) for name, make in judges.items()}
     for batch in generate_batches(scenario):
         for judge in running.values():
             judge.feed(batch)
@@ -117,6 +121,8 @@ class Totals:
     false_by_scenario: dict[str, int]
     hold_s: float
     duration_s: float
+    held: int = 0
+    mismatches: int = 0
 
 
 def totals(runs: Iterable[RunScore]) -> Totals:
@@ -131,6 +137,8 @@ def totals(runs: Iterable[RunScore]) -> Totals:
         false_by_scenario={s: n for s, n in false_by.items() if n},
         hold_s=sum(r.hold_s for r in runs),
         duration_s=sum(r.duration_s for r in runs),
+        held=sum(r.held for r in runs),
+        mismatches=sum(len(r.holds) for r in runs),
     )
 
 
@@ -154,8 +162,11 @@ def scenario_cell(runs: Sequence[RunScore]) -> str:
             count = sum(i.outcome is outcome for r in runs for i in r.incidents)
             if count:
                 parts.append(f"{count} {outcome.value.replace('_', '-')}")
+    holds = sum(len(r.holds) for r in runs)
+    if holds:
+        parts.append(f"held {sum(r.held for r in runs)}/{holds}")
     false = sum(len(r.false_rollbacks) for r in runs)
-    if false or not regressions:
+    if false or not (regressions or holds):
         parts.append(f"{false} false" if false else "ok")
     return " ".join(parts)
 
@@ -170,6 +181,9 @@ def table(board: Board) -> str:
     every = {j: totals(board.of(j)) for j in board.judges}
     rows.append(("regressions caught by deadline",
                  [f"{every[j].caught}/{every[j].regressions}" for j in board.judges]))
+    if any(every[j].mismatches for j in board.judges):
+        rows.append(("routing mismatches held",
+                     [f"{every[j].held}/{every[j].mismatches}" for j in board.judges]))
     rows.append(("false rollbacks", [str(every[j].false_rollbacks) for j in board.judges]))
     rows.append(("time in hold", [
         f"{fmt_s(every[j].hold_s)} ({100 * every[j].hold_s / max(every[j].duration_s, 1):.0f} %)"
@@ -184,7 +198,8 @@ def table(board: Board) -> str:
         lines.append(" | ".join(c.ljust(w) for c, w in zip([name, *cells], widths, strict=True))
                      .rstrip())
     lines.append("cells: caught by deadline n/N, detection delay median / max over seeds "
-                 "(late ones included), false rollbacks")
+                 "(late ones included), held n/N (a routing mismatch held from its deadline "
+                 "on, never proceeding), false rollbacks")
     for j in board.judges:
         where = ", ".join(f"{s} x{n}" for s, n in every[j].false_by_scenario.items())
         lines.append(f"false rollbacks of {j}: {where or 'none'}")
@@ -204,12 +219,15 @@ def as_json(board: Board) -> dict[str, Any]:
         out["judges"][judge] = {
             "caught": t.caught, "regressions": t.regressions,
             "false_rollbacks": t.false_rollbacks, "false_by_scenario": t.false_by_scenario,
-            "hold_s": round(t.hold_s, 3),
+            "hold_s": round(t.hold_s, 3), "held": t.held, "mismatches": t.mismatches,
             "runs": [{
                 "scenario": r.scenario, "seed": r.seed,
                 "incidents": [{"incident": i.incident, "domain": i.domain,
                                "outcome": i.outcome.value, "delay_s": i.delay_s,
                                "deadline_s": i.deadline_s} for i in r.incidents],
+                "holds": [{"incident": i.incident, "domain": i.domain,
+                           "outcome": i.outcome.value, "delay_s": i.delay_s,
+                           "deadline_s": i.deadline_s} for i in r.holds],
                 "false_rollbacks": [{"domain": d, "at_s": t} for d, t in r.false_rollbacks],
                 "hold_s": round(r.hold_s, 3),
             } for r in board.of(judge)],

@@ -1,8 +1,9 @@
 """The judges the scoreboard compares, each a :class:`~.timeline.TimelineJudge`.
 
 - :class:`TrafficlightJudge`: the project's own judge (``trafficlight.streams.judge.Judge``,
-  the engine replay and the worker run), fed the events unchanged; whatever judge that class
-  is, the scoreboard scores it.
+  the engine replay and the worker run), fed the events unchanged, with the scenario's
+  configured percentages for its sample-ratio guard (as the worker reads them from Postgres);
+  whatever judge that class is, the scoreboard scores it.
 - :class:`RunbookJudge`: the runbook by hand. Every 15 min of event time an operator reads the
   last hour's figures per domain and target as the ``webhook_routing_stats`` view computes them
   (``count(*)``, ``percentile_cont(0.95)`` of the latencies, ``100 * errors / requests``) and
@@ -29,6 +30,7 @@ import numpy as np
 
 from trafficlight.streams.events import EventBatch, Target
 from trafficlight.streams.judge import Judge
+from trafficlight.streams.sample_ratio import ConfiguredShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Decision
 from trafficlight.tools.scoreboard.timeline import Timeline
@@ -44,8 +46,9 @@ class TrafficlightJudge:
 
     name = "trafficlight"
 
-    def __init__(self, thresholds: ThresholdSet | None = None) -> None:
-        self._judge = Judge(thresholds or ThresholdSet())
+    def __init__(self, thresholds: ThresholdSet | None = None,
+                 shares: ConfiguredShares | None = None) -> None:
+        self._judge = Judge(thresholds or ThresholdSet(), shares)
         self._timeline = Timeline()
         self._last_ts = -math.inf
 

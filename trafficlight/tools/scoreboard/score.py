@@ -7,6 +7,11 @@ is ``pre_empted``: the rollout was protected, but the judge did not detect the r
 it does not count as caught (and the earlier rollback counts as false).
 Every rollback onset not inside such an incident's ``[S, end + SETTLE_S]`` is a false
 rollback, whatever else is going on (a shared outage, legacy trouble, noise).
+
+An incident that must hold (a routing mismatch: the config says one share, the routing sends
+another) is ``caught`` when the decision is hold all the way from ``S + D`` to its end (never
+proceed: a biased comparison must not promote; never roll back: a rollback there is false
+too), ``missed`` otherwise; its delay is when the hold in force at ``S + D`` began.
 """
 
 from __future__ import annotations
@@ -53,10 +58,16 @@ class RunScore:
     false_rollbacks: tuple[tuple[str, float], ...]
     hold_s: float
     duration_s: float
+    #: Incidents that must hold (routing mismatches), scored apart from the regressions.
+    holds: tuple[IncidentScore, ...] = ()
 
     @property
     def caught(self) -> int:
         return sum(i.outcome.in_time for i in self.incidents)
+
+    @property
+    def held(self) -> int:
+        return sum(i.outcome.in_time for i in self.holds)
 
 
 def _covers(incident: Incident, domain: str, at_s: float) -> bool:
@@ -79,6 +90,22 @@ def score_incident(timeline: Timeline, incident: Incident) -> IncidentScore:
                          Outcome.CAUGHT if in_time else Outcome.LATE, delay, deadline)
 
 
+def score_hold(timeline: Timeline, incident: Incident) -> IncidentScore:
+    """How the judge did on an incident that must hold from its deadline to its end."""
+    from_s = incident.start_ts + (incident.deadline_s or 0.0)
+    changes = timeline.changes.get(incident.domain, [])
+    in_force = [c for c in changes if c.at_s <= from_s]
+    later = [c for c in changes if from_s < c.at_s <= incident.end_ts]
+    held = (bool(in_force) and in_force[-1].decision is Decision.HOLD
+            and all(c.decision is Decision.HOLD for c in later))
+    if not held:
+        return IncidentScore(incident.name, incident.domain, Outcome.MISSED, None,
+                             incident.deadline_s)
+    onset = in_force[-1].at_s
+    return IncidentScore(incident.name, incident.domain, Outcome.CAUGHT,
+                         max(0.0, onset - incident.start_ts), incident.deadline_s)
+
+
 def false_rollbacks(timeline: Timeline, incidents: tuple[Incident, ...]
                     ) -> list[tuple[str, float]]:
     """(domain, event time) of every rollback onset no must-roll-back incident explains."""
@@ -97,4 +124,5 @@ def score_run(timeline: Timeline, scenario: Scenario, name: str, seed: int,
         hold_s=timeline.seconds_in(Decision.HOLD),
         # Hold is summed over domains: so is the time it is a share of.
         duration_s=scenario.duration_s * len(scenario.volumes_per_h),
+        holds=tuple(score_hold(timeline, i) for i in scenario.incidents if i.must_hold),
     )
