@@ -16,9 +16,11 @@ A target's verdict: critical > warning > healthy > insufficient_data. The figure
 `decide` is the domain's ladder (see its guards): per metric, a unified breach legacy shares on
 the SAME metric, where unified is not significantly worse (a sequential two-sample test of the
 relative risk, `RatioDetector`), holds; any other unified breach rolls back; legacy trouble on one
-metric never hides unified's breach on another. A rollback stays until the domain's step
-changes. Detectors restart when the step changes (a higher `config_version` in the events: a
-percentage change, a rollback, a re-enable): evidence belongs to one step.
+metric never hides unified's breach on another; a sample-ratio mismatch
+(`streams.sample_ratio`: the share on unified is not what the config says) holds, never rolls
+back. A rollback stays until the domain's step changes. Detectors restart when the step
+changes (a higher `config_version` in the events: a percentage change, a rollback, a
+re-enable): evidence belongs to one step.
 """
 
 from __future__ import annotations
