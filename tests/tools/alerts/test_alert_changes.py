@@ -128,3 +128,26 @@ def test_a_legacy_row_is_news_when_the_baseline_itself_changes() -> None:
     detector = ChangeDetector()
     assert detector.observe(verdict(1, "insufficient_data", "rollback", routed_to="legacy")) is None
     assert detector.observe(verdict(2, "critical", "rollback", routed_to="legacy")) is not None
+
+
+def _mismatch_hold(window_end: float) -> Verdict:
+    v = verdict(window_end, "insufficient_data", "hold")
+    return Verdict.from_dict({**v.to_dict(), "rule": "sample_ratio_mismatch", "reasons": [
+        "sample ratio: unified 312/10000 (3.1%) of requests vs 10% configured "
+        "(e-value 2.34e+21 >= 1e+03)"]})
+
+
+def test_a_sample_ratio_mismatch_is_news_even_when_the_domain_was_already_holding() -> None:
+    detector = ChangeDetector()
+    detector.observe(verdict(1, "insufficient_data", "hold"))
+    change = detector.observe(_mismatch_hold(2))
+    assert change is not None and change.previous == ("insufficient_data", "hold")
+    assert "sample ratio: unified 312/10000" in slack_message(change)["attachments"][0][
+        "fields"][-1]["value"]
+    assert detector.observe(_mismatch_hold(3)) is None
+    # The routing is put right: the end of the mismatch is news too.
+    assert detector.observe(verdict(4, "insufficient_data", "hold")) is not None
+
+
+def test_a_first_sighting_of_a_mismatch_is_alerted() -> None:
+    assert ChangeDetector().observe(_mismatch_hold(1)) is not None

@@ -5,12 +5,15 @@ Workers publish a verdict per target every evaluation (a heartbeat), so almost e
 repeats the last one. An alert goes out when a (domain, routed_to)'s verdict or decision
 differs from the last one seen for it; the decision is the domain's and rides on both rows,
 so it is news on the unified row only, and a legacy (baseline) row is news when its own
-verdict changes. Redelivered or reordered records (window_end not
-after the last one seen) are ignored, so a rebalance never repeats an alert.
+verdict changes. A sample-ratio mismatch (rule `sample_ratio_mismatch`: the routing is not
+what the config says) starting or ending is news on the unified row too, even when the
+decision stays `hold` (a step's first minutes hold anyway, for want of evidence).
+Redelivered or reordered records (window_end not after the last one seen) are ignored, so a
+rebalance never repeats an alert.
 
 After a restart nothing is known yet: the first verdict seen for a target is taken as the
-baseline silently when it is healthy or insufficient_data, and alerted when it is not, so a
-standing problem is reported once more rather than never.
+baseline silently when it is healthy or insufficient_data (and no mismatch), and alerted when
+it is not, so a standing problem is reported once more rather than never.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from typing import Any
 
 from trafficlight.base.times import local_iso
 from trafficlight.streams.events import Target
-from trafficlight.streams.verdicts import BadVerdict, Decision, Health, Verdict, parse_verdict
+from trafficlight.streams.verdicts import (
+    BadVerdict,
+    Decision,
+    Health,
+    Rule,
+    Verdict,
+    parse_verdict,
+)
 
 __all__ = ["BadVerdict", "Change", "ChangeDetector", "Notification", "check_verdict",
            "notification", "slack_message"]
@@ -55,26 +65,28 @@ class Change:
 
 
 class ChangeDetector:
-    """The last (verdict, decision) and window_end per (domain, routed_to)."""
+    """The last (verdict, decision, sample-ratio mismatch) and window_end per (domain,
+    routed_to)."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[Health, Decision, float]] = {}
+        self._last: dict[tuple[str, str], tuple[Health, Decision, bool, float]] = {}
 
     def observe(self, verdict: Verdict) -> Change | None:
         """The change this verdict makes, or None when it is not news."""
         key = (verdict.domain, verdict.routed_to)
-        state = (verdict.verdict, verdict.decision)
+        own_decision = verdict.routed_to != Target.LEGACY
+        mismatch = own_decision and verdict.rule == Rule.SAMPLE_RATIO_MISMATCH
+        state = (verdict.verdict, verdict.decision, mismatch)
         window_end = verdict.window_end
         last = self._last.get(key)
-        if last is not None and window_end <= last[2]:
+        if last is not None and window_end <= last[3]:
             return None  # redelivered or out of order: already judged
         self._last[key] = (*state, window_end)
-        own_decision = verdict.routed_to != Target.LEGACY
         if last is None:
-            quiet = state[0] in QUIET_BASELINE and not (
+            quiet = state[0] in QUIET_BASELINE and not mismatch and not (
                 own_decision and state[1] is Decision.ROLLBACK)
             return None if quiet else Change(verdict, None)
-        if (last[:2] if own_decision else last[:1]) == (state if own_decision else state[:1]):
+        if (last[:3] if own_decision else last[:1]) == (state if own_decision else state[:1]):
             return None
         return Change(verdict, (last[0], last[1]))
 
