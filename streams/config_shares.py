@@ -2,12 +2,14 @@
 
 `ShareCache` is the worker's `ConfiguredShares` (`streams.sample_ratio`): the judge asks it in
 the agent, and it answers at once from what it holds (None for a version not fetched yet:
-the guard is off for it until then). A version asked for is fetched by `run`, a task beside
-the agent, one query per new version (`webhook_routing_domain_percentage` over the version's
-rollout domains), kept for good (a config row never changes). Postgres down: logged, retried
-every `retry_s`, never a crash, never a wait in the agent. A version Postgres does not have
-(a hostile or corrupt event's) is asked again `tries` times, then taken as rolling nothing
-out (guard off for it); at most `max_wanted` versions wait at once.
+the guard is off for it until then). `run`, a task beside the agent, first reads every version
+Postgres has (one query: a restarted worker knows the versions its events carry), then
+fetches each version asked for that it does not know, one query per new version
+(`webhook_routing_domain_percentage` over the version's rollout domains), kept for good (a
+config row never changes). Postgres down: logged, retried every `retry_s`, never a crash,
+never a wait in the agent. A version Postgres does not have (a hostile or corrupt event's) is
+asked again `tries` times, then taken as rolling nothing out (guard off for it); at most
+`max_wanted` versions wait at once.
 
 `load_shares` reads every version at once, for replay (`--config-db`).
 """
@@ -48,15 +50,20 @@ async def fetch_version(conn: asyncpg.Connection, version: int) -> dict[str, flo
     return {row["domain"]: float(row["pct"]) for row in rows}
 
 
+async def fetch_every_version(conn: asyncpg.Connection) -> Shares:
+    """{version: {domain: percentage}} of every config version Postgres has."""
+    shares: Shares = {}
+    for row in await conn.fetch(_EVERY_VERSION):
+        shares.setdefault(int(row["version"]), {})[row["domain"]] = float(row["pct"])
+    return shares
+
+
 async def load_shares(database_url: str) -> Shares:
     """Every config version's {domain: percentage} (the table is one row per change);
     `DatabaseUnavailable` in one line when Postgres cannot say."""
     conn = await connect(database_url)
     try:
-        shares: Shares = {}
-        for row in await conn.fetch(_EVERY_VERSION):
-            shares.setdefault(int(row["version"]), {})[row["domain"]] = float(row["pct"])
-        return shares
+        return await fetch_every_version(conn)
     except asyncpg.PostgresError as exc:
         raise DatabaseUnavailable(f"cannot read the routing config: {first_line(exc)}"
                                   ) from None
@@ -92,8 +99,10 @@ class ShareCache:
         return shares.get(domain)
 
     async def run(self) -> None:
-        """Until cancelled: fetch the versions asked for."""
+        """Until cancelled: every version at the start, then the versions asked for."""
         conn: asyncpg.Connection | None = None
+        loaded = False
+        self._wake.set()
         try:
             while True:
                 await self._wake.wait()
@@ -101,6 +110,14 @@ class ShareCache:
                 try:
                     if conn is None or conn.is_closed():
                         conn = await connect(self.database_url)
+                    if not loaded:
+                        self.queries += 1
+                        every = await fetch_every_version(conn)
+                        for version, shares in every.items():
+                            self.known.setdefault(version, shares)
+                            self._wanted.discard(version)
+                        log.info("config shares: %d config version(s) known", len(every))
+                        loaded = True
                     missing = await self._fetch_wanted(conn)
                 except Exception as exc:  # Postgres down: the guard stays off, retried
                     log.warning("config shares: %s; sample-ratio guard off until it answers",

@@ -41,23 +41,26 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_the_cache_answers_unknown_at_once_then_the_version_s_percentages(
+async def test_the_cache_knows_every_version_at_start_and_fetches_a_new_one_once(
         database_url: str) -> None:
     conn = await connect(database_url)
     try:
         await conn.execute("SELECT update_routing_percentage(10, 'start')")
-        await conn.execute("SELECT update_routing_percentage(25, 'jobs first', 'jobs')")
-        version = await _latest_version(conn)
+        ten = await _latest_version(conn)
+        async with _running(ShareCache(database_url)) as cache:
+            await _until(lambda: ten in cache.known)  # read at the start, not asked for
+            assert (cache.percentage(ten, "jobs"), cache.queries) == (10.0, 1)
+            await conn.execute("SELECT update_routing_percentage(25, 'jobs first', 'jobs')")
+            version = await _latest_version(conn)
+            assert cache.percentage(version, "jobs") is None  # asked, not waited for
+            await _until(lambda: cache.percentage(version, "jobs") is not None)
+            assert (cache.percentage(version, "jobs"), cache.percentage(version, "marketplace"),
+                    cache.percentage(version, "mobility")) == (25.0, 10.0, None)
+            for _ in range(100):
+                cache.percentage(version, "jobs")
+            assert cache.queries == 2
     finally:
         await conn.close()
-    async with _running(ShareCache(database_url)) as cache:
-        assert cache.percentage(version, "jobs") is None  # asked, not waited for
-        await _until(lambda: cache.percentage(version, "jobs") is not None)
-        assert (cache.percentage(version, "jobs"), cache.percentage(version, "marketplace"),
-                cache.percentage(version, "mobility")) == (25.0, 10.0, None)
-        for _ in range(100):
-            cache.percentage(version, "jobs")
-        assert cache.queries == 1
 
 
 async def test_postgres_down_leaves_the_guard_off_and_the_cache_running() -> None:
@@ -74,7 +77,7 @@ async def test_a_version_postgres_does_not_have_is_given_up_after_its_tries(
     async with _running(ShareCache(database_url, retry_s=0.01, tries=3)) as cache:
         assert cache.percentage(987_654, "jobs") is None
         await _until(lambda: 987_654 in cache.known)
-        assert (cache.known[987_654], cache.queries) == ({}, 3)
+        assert (cache.known[987_654], cache.queries) == ({}, 1 + 3)
 
 
 async def test_replay_reads_every_version_s_percentages(database_url: str) -> None:
@@ -118,10 +121,10 @@ async def test_a_worker_stores_a_hold_for_three_percent_on_unified_against_ten_c
         worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker.log",
                                database_url=database_url)
         try:
-            # The first records make the worker ask Postgres for the version's percentages
-            # (the guard is off until they come): the rest is judged with them.
+            # The worker reads every config version's percentages as it starts (the guard is
+            # off until they come): the rest is judged with them.
             await produce(kafka_bootstrap, topics.events, first)
-            await _until(lambda: f"config version {version}: unified" in worker.log_text(),
+            await _until(lambda: "config version(s) known" in worker.log_text(),
                          timeout_s=120)
             await produce(kafka_bootstrap, topics.events, events[len(first):])
             query = ("SELECT decision, reasons FROM webhook_routing_verdicts WHERE domain = "
