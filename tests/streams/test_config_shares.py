@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,8 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
-from tests.streams.worker_harness import WorkerProcess, WorkerTopics, make_events, produce
+from tests.streams.worker_harness import (
+    WorkerProcess,
+    WorkerTopics,
+    make_events,
+    produce,
+    read_until,
+)
 from trafficlight.base.db import connect
 from trafficlight.streams.config_shares import ShareCache, load_shares
 
@@ -146,3 +156,53 @@ async def test_a_worker_stores_a_hold_for_three_percent_on_unified_against_ten_c
                for r in row["reasons"])
     assert decisions == {"hold"}
     assert config_rows == 2  # nothing rolled back or promoted
+
+
+def _verdict_key(verdict: dict[str, Any]) -> bytes:
+    return orjson.dumps(verdict, option=orjson.OPT_SORT_KEYS)
+
+
+async def test_replay_with_config_db_yields_the_verdicts_the_guarded_live_worker_published(
+        kafka_bootstrap: str, database_url: str, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    topics = WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
+    conn = await connect(database_url)
+    try:
+        await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
+        version = await _latest_version(conn)
+    finally:
+        await conn.close()
+    t0 = float(math.floor(time.time() / 10) * 10 - 250)
+    # jobs misrouted (3 % on unified), property as configured (10 %).
+    events = _at_share(t0, 60, 3.0, version) + [
+        {**e, "domain": "property", "event_id": f"p-{e['event_id']}"}
+        for e in _at_share(t0, 60, 10.0, version)]
+    last_s = float(math.floor(max(e["ts"] for e in events) / 10) * 10)
+    worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker.log",
+                           database_url=database_url)
+    try:
+        await _until(lambda: "config version(s) known" in worker.log_text(), timeout_s=120)
+        # In time order, one domain per record (as the router sends them).
+        await produce(kafka_bootstrap, topics.events, sorted(events, key=lambda e: e["ts"]),
+                      per_record=100)
+
+        def every_target_at_the_end(vs: list[dict[str, Any]]) -> bool:
+            return {(v["domain"], v["routed_to"]) for v in vs if v["window_end"] == last_s} == {
+                (d, t) for d in ("jobs", "property") for t in ("unified", "legacy")}
+
+        live = await read_until(kafka_bootstrap, topics.verdicts, every_target_at_the_end)
+    finally:
+        worker.stop()
+    replayed = subprocess.run(
+        [sys.executable, "-m", "trafficlight.cli", "replay", "--input", "kafka", "--topic",
+         topics.events, "--format", "jsonl", "--config-db", database_url],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True, timeout=120)
+
+    assert replayed.returncode == 0, replayed.stderr.decode()
+    replay_verdicts = [orjson.loads(line) for line in replayed.stdout.splitlines()]
+    assert any(v["rule"] == "sample_ratio_mismatch" and v["domain"] == "jobs"
+               for v in replay_verdicts)
+    assert not any(v["rule"] == "sample_ratio_mismatch" and v["domain"] == "property"
+                   for v in replay_verdicts)
+    assert {_verdict_key(v) for v in replay_verdicts} == {_verdict_key(v) for v in live}
