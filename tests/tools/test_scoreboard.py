@@ -439,9 +439,13 @@ def test_the_default_set_runs_through_the_real_judge() -> None:
     assert {r.scenario for r in ours} == {e.name for e in select()}
     assert sum(len(r.incidents) for r in ours) == sum(
         sum(i.must_roll_back for i in e.scenario(1).incidents) for e in select())
-    assert all(i.outcome in Outcome for r in ours for i in r.incidents)
+    assert sum(len(r.holds) for r in ours) == sum(
+        sum(i.must_hold for i in e.scenario(1).incidents) for e in select())
+    assert all(i.outcome in Outcome for r in ours for i in (*r.incidents, *r.holds))
     if os.environ["TRAFFICLIGHT_SCOREBOARD"] == "strict":
         assert [(r.scenario, i.incident, i.outcome) for r in ours for i in r.incidents
+                if i.outcome is not Outcome.CAUGHT] == []
+        assert [(r.scenario, i.incident) for r in ours for i in r.holds
                 if i.outcome is not Outcome.CAUGHT] == []
         assert [(r.scenario, r.false_rollbacks) for r in ours if r.false_rollbacks] == []
 
