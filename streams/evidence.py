@@ -51,6 +51,7 @@ Every state is a short list of floats (`to_list` / `from_list`), updated in O(al
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,17 +324,27 @@ def sample_ratio_log_e(n: int, k: int, share: float, tolerance: float, dispersio
     """
     if n <= 0:
         return 0.0
+    log_weight, terms = _sample_ratio_terms(share, tolerance, dispersion, tuple(multiples))
+    if not terms:
+        return 0.0
+    return log_weight + _logsumexp([k * hit + (n - k) * miss for hit, miss in terms])
+
+
+@functools.lru_cache(maxsize=1024)
+def _sample_ratio_terms(share: float, tolerance: float, dispersion: float,
+                        multiples: tuple[float, ...]
+                        ) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """Per alternative of `sample_ratio_log_e`: its tempered log-LR per hit and per miss
+    (the log-LR of k of n is ``k * hit + (n - k) * miss``), and the log weight of each."""
     lo, hi = share * (1 - tolerance), share * (1 + tolerance)
-    sides: list[list[float]] = []
+    edges: list[tuple[float, list[float]]] = []
     if lo > 0:
         odds = lo / (1 - lo)
-        sides.append([bernoulli_log_lr(n, k, odds * m / (1 + odds * m), lo) / dispersion
-                      for m in multiples])
+        edges.append((lo, [odds * m / (1 + odds * m) for m in multiples]))
     if hi < 1:
         odds = hi / (1 - hi)
-        sides.append([bernoulli_log_lr(n, k, odds / m / (1 + odds / m), hi) / dispersion
-                      for m in multiples])
-    if not sides:
-        return 0.0
-    log_weight = -math.log(len(sides) * len(multiples))
-    return log_weight + _logsumexp([llr for side in sides for llr in side])
+        edges.append((hi, [odds / m / (1 + odds / m) for m in multiples]))
+    terms = tuple((math.log(q / edge) / dispersion,
+                   (math.log1p(-q) - math.log1p(-edge)) / dispersion)
+                  for edge, alternatives in edges for q in alternatives)
+    return (-math.log(len(terms)) if terms else 0.0), terms
