@@ -206,3 +206,14 @@ async def test_replay_with_config_db_yields_the_verdicts_the_guarded_live_worker
     assert not any(v["rule"] == "sample_ratio_mismatch" and v["domain"] == "property"
                    for v in replay_verdicts)
     assert {_verdict_key(v) for v in replay_verdicts} == {_verdict_key(v) for v in live}
+
+
+async def test_hostile_versions_never_queue_more_than_max_wanted_queries(
+        database_url: str) -> None:
+    async with _running(ShareCache(database_url, retry_s=0.01, tries=1, max_wanted=2)) as cache:
+        await _until(lambda: cache.queries >= 1)  # the start's read of every version
+        for version in range(10**9, 10**9 + 50):  # events stamped with versions nobody made
+            assert cache.percentage(version, "jobs") is None
+        await _until(lambda: len(cache.known) >= 3)  # version 1, and the two it took
+        assert sorted(v for v in cache.known if v >= 10**9) == [10**9, 10**9 + 1]
+        assert cache.queries == 1 + 2
