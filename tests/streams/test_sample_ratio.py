@@ -4,6 +4,7 @@ ladder's hold (never a rollback), and the judge reading the configured share as 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import given, settings
@@ -104,6 +105,33 @@ def test_the_guard_settings_are_read_from_the_judge_table() -> None:
                                     "srm_dispersion": 2, "srm_alternatives": [0.5]}}).settings
     assert (s.srm_alpha, s.srm_tolerance, s.srm_dispersion, s.srm_alternatives) == (
         0.01, 0.3, 2.0, (0.5,))
+
+
+def _steps_with_a_false_mismatch(settings: JudgeSettings, run_length: int) -> int:
+    """Healthy steps, of 60, whose requests come in sticky runs of `run_length` (one sender,
+    one target; runs on unified at the configured share) and that ever show a mismatch."""
+    fired = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        share = (0.01, 0.10, 0.50)[seed % 3]
+        unified = legacy = 0
+        for _ in range(100):  # looks, 25 runs apart
+            k = int((rng.random(25) < share).sum()) * run_length
+            unified, legacy = unified + k, legacy + 25 * run_length - k
+            guard = sample_ratio(unified, legacy, share * 100, settings)
+            if guard is not None and guard.mismatch:
+                fired += 1
+                break
+    return fired
+
+
+def test_healthy_traffic_in_sticky_runs_of_four_never_shows_a_mismatch() -> None:
+    assert _steps_with_a_false_mismatch(SETTINGS, 4) == 0
+
+
+def test_an_untempered_test_would_call_the_same_sticky_runs_a_mismatch() -> None:
+    # Why srm_dispersion is 4: each request counted as an independent draw.
+    assert _steps_with_a_false_mismatch(replace(SETTINGS, srm_dispersion=1.0), 4) > 0
 
 
 # -- the ladder ----------------------------------------------------------------------------
