@@ -168,6 +168,25 @@ def test_a_mismatch_never_rolls_back_but_a_unified_breach_still_does() -> None:
     assert _decide(state, _mismatch())[:2] == (Decision.ROLLBACK, Rule.UNIFIED_BREACH)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 30), st.integers(0, 300),
+                          st.integers(0, 30)), min_size=1, max_size=40),
+       st.floats(1.0, 100.0))
+def test_the_guard_never_makes_a_rollback_and_never_lets_a_mismatch_proceed(
+        steps: list[tuple[int, int, int, int]], configured_pct: float) -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    for n_u, e_u, n_l, e_l in steps:
+        state.update(Counts(n_u, min(e_u, n_u)), Counts(n_l, min(e_l, n_l)))
+        guard = sample_ratio(state.unified.totals.requests, state.legacy.totals.requests,
+                             configured_pct, SETTINGS)
+        with_guard, without = _decide(state, guard), _decide(state, None)
+        assert (with_guard[0] is Decision.ROLLBACK) == (without[0] is Decision.ROLLBACK)
+        if guard is not None and guard.mismatch:
+            assert with_guard[0] is not Decision.PROCEED
+        else:
+            assert with_guard == without
+
+
 def test_no_unified_request_at_all_while_the_config_routes_some_says_mismatch() -> None:
     state = DomainState.new(LIMITS, SETTINGS)
     state.update(Counts(), Counts(10_000))
