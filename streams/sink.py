@@ -105,13 +105,12 @@ class SinkBatch:
         return len(self.logs) + len(self.windows) + len(self.verdicts)
 
     def add_events(self, value: bytes | None, sample_pct: float, now_s: float) -> None:
-        for e in decode_record(value, now_s=now_s).events.records:
-            if is_sampled(e["event_id"], sample_pct):
-                self.logs[e["event_id"]] = (
-                    e["event_id"], datetime.fromtimestamp(e["ts"], UTC), e["domain"],
-                    e["routed_to"], float(e["response_time_ms"]), e["status"],
-                    e.get("http_status"), e.get("error_message"), e["router_id"],
-                    e["config_version"])
+        for e in decode_record(value, now_s=now_s).events.events():
+            if is_sampled(e.event_id, sample_pct):
+                self.logs[e.event_id] = (
+                    e.event_id, datetime.fromtimestamp(e.ts, UTC), e.domain, e.routed_to,
+                    e.response_time_ms, e.status, e.http_status, e.error_message, e.router_id,
+                    e.config_version)
 
     def add_changelog(self, key: bytes | None, value: bytes | None) -> None:
         if key is None or value is None:
