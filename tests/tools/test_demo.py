@@ -2,7 +2,8 @@
 
 One run (about a minute) is recorded by a module fixture; each test reads one fact from it:
 verdicts appear, the incident is rolled back by the worker, the knob CLI reaches the running
-demo, and Ctrl-C leaves no process behind.
+demo, and Ctrl-C leaves no process behind. A second, shorter run keeps the default rollout
+plan: its printed alerts carry the plan's status, and the rollback's pause of the plan is one.
 """
 
 from __future__ import annotations
@@ -254,3 +255,58 @@ def test_the_demo_workers_metrics_show_the_rollback(demo_run: DemoRun) -> None:
     # (the sequential judge's insufficient_data, -1), not the critical that rolled it back.
     assert re.search(r'^trafficlight_worker_verdict\{domain="\w+",routed_to="unified"\} -?[0-2]',
                      demo_run.metrics_text, re.M)
+
+
+@pytest.fixture(scope="module")
+async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoRun]:
+    """A demo with its default rollout plan and an incident 20 s in, stopped by SIGINT once
+    the alerts of the rollback and of the plan's pause by it are printed."""
+    workdir = tmp_path_factory.mktemp("plan-demo")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env["TRAFFICLIGHT_HOME"] = str(workdir / "home")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
+        "--dashboard-port", "0", "--incident-at", "20s", "--data-dir", str(workdir / "data"),
+        cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    run = DemoRun()
+    try:
+        for alert in (r"alert \(would post\): .*critical -> rollback",
+                      r"alert \(would post\): trafficlight rollout plan paused"):
+            if run.line_matching(alert) is None:  # in either order
+                await _read_until(proc, run, alert)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
+        run.lines.extend(rest.decode().splitlines())
+        run.exit_code = proc.returncode
+    yield run
+
+
+def _alert_body(demo_run: DemoRun, title_pattern: str) -> list[str]:
+    """The indented lines the demo printed under the first alert whose title matches."""
+    start = next(i for i, line in enumerate(demo_run.lines) if re.search(title_pattern, line))
+    body = []
+    for line in demo_run.lines[start + 1:]:
+        if not line.startswith(" "):
+            break
+        body.append(line.strip())
+    return body
+
+
+def test_with_a_plan_the_verdict_alert_shows_the_plans_status(plan_demo_run: DemoRun) -> None:
+    body = _alert_body(plan_demo_run, r"alert \(would post\): trafficlight \w+/unified: "
+                                      r"critical -> rollback")
+    assert any(re.match(r"Rollout plan v\d+ (RUNNING|PAUSED): step 1 of 4 at 10% "
+                        r"\(steps 10, 25, 50, 100\)", line) for line in body), body
+    assert any(line.startswith("Blocked: ") for line in body), body
+
+
+def test_the_rollbacks_pause_of_the_plan_is_an_alert_naming_it(plan_demo_run: DemoRun) -> None:
+    assert plan_demo_run.line_matching(
+        r"alert \(would post\): trafficlight rollout plan paused at step 1 of 4 \(10%\)")
+    body = _alert_body(plan_demo_run, r"alert \(would post\): trafficlight rollout plan paused")
+    assert re.match(r"by demo-worker: paused by the rollback of \w+: automatic rollback",
+                    body[0]), body
+    assert plan_demo_run.exit_code == 0
