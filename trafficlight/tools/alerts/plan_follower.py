@@ -7,8 +7,8 @@ baked / left, evidence, blockers) that verdict alerts carry. Through a transacti
 (Supabase's port 6543) LISTEN cannot work: it only polls.
 
 The database is never in the alerts' way: ``status()`` answers at once from the last read, and
-says None (the block is left out, with a warning) while the database is unreachable or the
-last read is older than three polls. A lost connection is retried with the house's backoff
+says None (the block is left out, with a warning) from a failed read (or connect, each bounded
+by ``TIMEOUT_S``) until the next one succeeds. A lost connection is retried with the house's backoff
 (:func:`~trafficlight.base.retry.retry_until_done`); the rows written meanwhile are announced
 once it is back, each exactly once (the last version seen is kept across reconnects).
 """
@@ -32,8 +32,8 @@ from trafficlight.tools.alerts.plan_events import PlanEvent, PlanEventDetector, 
 
 log = logging.getLogger(__name__)
 
-#: A status older than this many polls is not shown: the database has stopped answering.
-STALE_AFTER_POLLS = 3
+#: Bound on connecting and on one read: past it the database counts as unavailable.
+TIMEOUT_S = 10.0
 
 
 class PlanFollower:
@@ -58,15 +58,14 @@ class PlanFollower:
 
     @property
     def available(self) -> bool:
-        """The last read succeeded and is recent."""
-        return (self._read_at is not None
-                and time.monotonic() - self._read_at <= STALE_AFTER_POLLS * self.poll_s)
+        """The last read succeeded (none has failed since)."""
+        return self._read_at is not None
 
     def status(self) -> Mapping[str, Any] | None:
         """The plan's status as last read, or None (no plan, or the database unavailable)."""
         return self._status if self.available else None
 
-    async def start(self, first_read_timeout_s: float = 5.0) -> None:
+    async def start(self, first_read_timeout_s: float = 2.0) -> None:
         """Start following; waits for the first read (the baseline) or its failure, at most
         ``first_read_timeout_s``: a changed plan from then on is news."""
         self._task = asyncio.create_task(self._follow(), name="alerts-plan-follower")
@@ -90,7 +89,7 @@ class PlanFollower:
                     "plan block; retrying in %.1fs", first_line(exc), delay_s)
 
     async def _follow_connection(self) -> None:
-        conn = await connect(self.database_url, timeout_s=self.poll_s)
+        conn = await connect(self.database_url, timeout_s=TIMEOUT_S)
         try:
             if uses_transaction_pooler(self.database_url):
                 log.warning("alerts: %s is a transaction pooler, LISTEN cannot work there; "
@@ -101,7 +100,7 @@ class PlanFollower:
                 self.listening = True
             while True:
                 self._wake.clear()  # before the read: a NOTIFY during it wakes the next one
-                await asyncio.wait_for(self._read(conn), self.poll_s)
+                await asyncio.wait_for(self._read(conn), TIMEOUT_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
                 if conn.is_closed():
