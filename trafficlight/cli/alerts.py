@@ -40,7 +40,11 @@ NOTIFY_ENV = "TRAFFICLIGHT_ALERTS_NOTIFY"
                    "carries the rollout plan's status, and each plan change is an alert.")
 def alerts(notify_urls: tuple[str, ...], webhook_url: str | None, topic: str, group_id: str,
            max_attempts: int, database_url: str | None) -> None:
-    """Post each verdict or decision change per domain and target to every channel."""
+    """Post each verdict or decision change per domain and target to every channel.
+
+    With a database, each alert also shows the rollout plan (step, baked / left, evidence,
+    blockers) and each plan change (set, promoted, paused, resumed, aborted, done) is posted.
+    """
     notify = (*notify_urls, *os.environ.get(NOTIFY_ENV, "").split())
     if not notify and not webhook_url:
         raise ConfigError(f"no alert channel: give --notify URL (or {NOTIFY_ENV}) or "

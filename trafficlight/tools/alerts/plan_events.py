@@ -32,7 +32,8 @@ from trafficlight.tools.alerts.changes import (
 from trafficlight.tools.display import plan_summary
 
 __all__ = ["Alert", "PlanEvent", "PlanEventDetector", "PlanEventKind", "alert_notification",
-           "alert_slack_message", "plan_event", "plan_notification", "plan_slack_message"]
+           "alert_slack_message", "headline", "plan_event", "plan_notification",
+           "plan_slack_message"]
 
 
 class RecordedAction(StrEnum):
