@@ -39,6 +39,22 @@ async def upstream() -> AsyncIterator[UpstreamProcess]:
     running.stop()
 
 
+@pytest.fixture
+async def router_at_100(tmp_path: Path, database_url: str, kafka_bootstrap: str,
+                        upstream: UpstreamProcess) -> AsyncIterator[RouterProcess]:
+    """A running router with every rollout domain at 100 % unified (protected ones stay on
+    legacy whatever the config says)."""
+    conn = await connect(database_url)
+    try:
+        await conn.execute("SELECT update_routing_percentage(100, 'reliability suite')")
+    finally:
+        await conn.close()
+    process = await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
+                                            database_url).start()
+    yield process
+    await process.stop()
+
+
 class Killable(Protocol):
     def kill(self) -> None: ...
 

@@ -8,13 +8,11 @@ and keeps the others on their percentage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.reliability.harness import RouterProcess, UpstreamProcess, whatsapp_webhook
+from tests.reliability.harness import RouterProcess, whatsapp_webhook
 from trafficlight.base.db import connect
 from trafficlight.streams.actions import roll_back
 from trafficlight.streams.verdicts import Verdict
@@ -25,20 +23,6 @@ ROLLOUT = ["jobs", "marketplace", "property"]
 JOBS_CRITICAL = Verdict("jobs", "unified", 1_800_000_000.0, 1_800_000_005.0, 500, 25, 5.0,
                         110.0, 180.0, 240.0, "critical", "rollback",
                         ("error rate 5.00% >= 0.5%",))
-
-
-@pytest.fixture
-async def router_at_100(tmp_path: Path, database_url: str, kafka_bootstrap: str,
-                        upstream: UpstreamProcess) -> AsyncIterator[RouterProcess]:
-    conn = await connect(database_url)
-    try:
-        await conn.execute("SELECT update_routing_percentage(100, 'domain rollback suite')")
-    finally:
-        await conn.close()
-    process = await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
-                                            database_url).start()
-    yield process
-    await process.stop()
 
 
 async def _targets(router: RouterProcess) -> dict[str, set[str]]:

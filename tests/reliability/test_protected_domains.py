@@ -8,8 +8,6 @@ keeps them on legacy even when a forged notification says otherwise.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -18,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.reliability.harness import RouterProcess, UpstreamProcess, whatsapp_webhook
+from tests.reliability.harness import RouterProcess, whatsapp_webhook
 from trafficlight.base.db import connect
 from trafficlight.router.decision import BUILTIN_PROTECTED_DOMAINS, RoutingConfig, choose_target
 
@@ -91,20 +89,6 @@ async def test_the_database_accepts_a_new_rollout_domain_next_to_the_protected_o
         await conn.execute(INSERT, ["jobs", "payments"], [*DEFAULT_PROTECTED, "billing"])
     finally:
         await conn.close()
-
-
-@pytest.fixture
-async def router_at_100(tmp_path: Path, database_url: str, kafka_bootstrap: str,
-                        upstream: UpstreamProcess) -> AsyncIterator[RouterProcess]:
-    conn = await connect(database_url)
-    try:
-        await conn.execute("SELECT update_routing_percentage(100, 'protected domains suite')")
-    finally:
-        await conn.close()
-    process = await RouterProcess.configure(tmp_path, upstream, kafka_bootstrap,
-                                            database_url).start()
-    yield process
-    await process.stop()
 
 
 async def test_a_forged_notification_cannot_send_protected_traffic_to_unified(
