@@ -96,8 +96,12 @@ class PlanFollower:
                             "polling the rollout plan every %.0fs",
                             redact(self.database_url), self.poll_s)
             else:
-                await conn.add_listener(PLAN_CHANNEL, self._on_notify)
-                self.listening = True
+                try:
+                    await conn.add_listener(PLAN_CHANNEL, self._on_notify)
+                    self.listening = True
+                except asyncpg.PostgresError as exc:  # a proxy that refuses LISTEN: poll
+                    log.warning("alerts: LISTEN %s refused (%s); polling the rollout plan "
+                                "every %.0fs", PLAN_CHANNEL, first_line(exc), self.poll_s)
             while True:
                 self._wake.clear()  # before the read: a NOTIFY during it wakes the next one
                 await asyncio.wait_for(self._read(conn), TIMEOUT_S)
