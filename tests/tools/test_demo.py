@@ -9,6 +9,7 @@ plan: its printed alerts carry the plan's status, and the rollback's pause of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from trafficlight.base.db import connect
@@ -90,6 +92,27 @@ async def _read_until(proc: asyncio.subprocess.Process, run: DemoRun, pattern: s
     raise AssertionError(f"demo never printed /{pattern}/; it printed:\n" + "\n".join(run.lines))
 
 
+_ROLLBACK_VERDICTS = ("SELECT count(*) FROM webhook_routing_verdicts "
+                      "WHERE routed_to = 'unified' AND decision = 'rollback'")
+
+
+async def _count_rollback_verdicts(database_url: str, run: DemoRun) -> None:
+    """The most stored unified rollback verdicts seen at once, sampled while the demo runs.
+
+    The table keeps one row per target per 10 s bucket, and the evaluations after a rollback
+    (no unified traffic: insufficient_data) overwrite the bucket's row: read only at the end,
+    on a busy machine, the rollback may already be gone."""
+    conn = await connect(database_url)
+    try:
+        while True:
+            with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet
+                run.rollback_verdicts = max(run.rollback_verdicts,
+                                            await conn.fetchval(_ROLLBACK_VERDICTS))
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "trafficlight.cli", *args, cwd=cwd, env=env,
@@ -111,9 +134,11 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         "--data-dir", str(workdir / "data"), cwd=workdir, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     run = DemoRun()
+    sampler: asyncio.Task[None] | None = None
     try:
         services = await _read_until(proc, run, r"embedded Kafka at")
         database_url = services.split("Postgres at ")[1].strip()
+        sampler = asyncio.create_task(_count_rollback_verdicts(database_url, run))
         await _read_until(proc, run, r"first verdict")
         run.children = descendants(proc.pid)
         await _read_until(proc, run, r"DISABLED.* by demo-worker")
@@ -139,12 +164,15 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
                 " WHERE d.domain = split_part(split_part(c.notes, ': ', 2), ' ', 1) "
                 "GROUP BY c.created_by, c.notes"))
             run.verdicts = await conn.fetchval("SELECT count(*) FROM webhook_routing_verdicts")
-            run.rollback_verdicts = await conn.fetchval(
-                "SELECT count(*) FROM webhook_routing_verdicts "
-                "WHERE routed_to = 'unified' AND decision = 'rollback'")
+            run.rollback_verdicts = max(run.rollback_verdicts,
+                                        await conn.fetchval(_ROLLBACK_VERDICTS))
         finally:
             await conn.close()
     finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sampler
         proc.send_signal(signal.SIGINT)
         assert proc.stdout is not None
         rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
