@@ -10,10 +10,11 @@ success|error, `response_time_ms` finite and >= 0, `ts` a plausible epoch-second
 (2000..2100: catches milliseconds sent as seconds) and, when a reference time `now_s` is given
 (the worker passes its clock), at most `TimeBounds.max_future_s` ahead and `max_past_s` behind.
 
-Speed: a record is first checked column by column (one `set(map(type, ...))` per field); only a
-record that fails is walked event by event to say which events are bad and why. Files (replay)
-take a faster path: a whole chunk of lines is decoded and validated in one msgspec call into
-`FileEvent` structs, and only a chunk that fails that is decoded line by line as above.
+Speed: decoding is validating. A record is decoded and validated in one msgspec call into
+`EventStruct`s; a file (replay) a whole chunk of lines at a time. Only a record or chunk that
+fails that is parsed again with orjson and checked column by column (one `set(map(type, ...))`
+per field; extra fields are allowed there), and only one that fails that too is walked event
+by event to say which events are bad and why.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ class RoutingEvent(NamedTuple):
         return out
 
 
-class FileEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
-    """`validate_event`'s rules as msgspec types, for the file fast path: decoding is validating.
+class EventStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """`validate_event`'s rules as msgspec types, for the fast paths: decoding is validating.
 
     It accepts a subset of what `validate_event` accepts (anything else takes the slow path,
     which says why), minus the `now_s` bounds, checked on the columns. It must stay flat
@@ -106,7 +107,8 @@ class FileEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fal
     label: str | None = None
 
 
-_FILE_EVENTS = msgspec.json.Decoder(FileEvent)
+_FILE_EVENTS = msgspec.json.Decoder(EventStruct)
+_RECORD_EVENTS = msgspec.json.Decoder(list[EventStruct] | EventStruct)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +150,8 @@ def _versions(values: Iterable[int]) -> np.ndarray:
 class EventBatch:
     """Valid events in stream order, as columns.
 
-    `records` keeps the events as decoded, for sinks: dicts from Kafka records, `FileEvent`
-    structs from files.
+    `records` keeps the events as decoded: `EventStruct`s from the fast paths, dicts from the
+    others; `events()` gives rows of either.
     """
 
     ts_s: np.ndarray
@@ -235,8 +237,8 @@ class Decoded:
     rejects: list[Rejected]
 
 
-def _event_from_record(r: Mapping[str, Any] | FileEvent) -> RoutingEvent:
-    if isinstance(r, FileEvent):
+def _event_from_record(r: Mapping[str, Any] | EventStruct) -> RoutingEvent:
+    if isinstance(r, EventStruct):
         return RoutingEvent(*msgspec.structs.astuple(r))
     return RoutingEvent(
         r["event_id"], float(r["ts"]), r["domain"], r["routed_to"],
@@ -356,6 +358,16 @@ def decode_record(
     value: bytes | None, *, now_s: float | None = None, bounds: TimeBounds = TimeBounds()
 ) -> Decoded:
     """One Kafka record value: a JSON array of events or one event object. Never raises."""
+    if value is not None:
+        try:
+            structs = _RECORD_EVENTS.decode(value)
+        except msgspec.MsgspecError:
+            pass  # the slow path says what is wrong
+        else:
+            listed = structs if isinstance(structs, list) else [structs]
+            fast = _struct_columns(listed, now_s, bounds)
+            if fast is not None:
+                return Decoded(fast, [])
     try:
         parsed = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError as exc:
@@ -419,7 +431,7 @@ def _decode_chunk(chunk: bytes, newlines: np.ndarray, first_line: int,
     Fast path: one `decode_lines` call. It is lax (values may span lines or share one), so its
     result counts only when every line starts with `{` and ends with `}` and there are as many
     events as lines. Then each line is exactly one event: strings cannot cross a raw newline,
-    and a `FileEvent` is flat, so the `}` ending a line closes the event its `{` opened; no
+    and a `EventStruct` is flat, so the `}` ending a line closes the event its `{` opened; no
     event spans lines, none is missing, so none shares a line. Otherwise, line by line.
     """
     data = np.frombuffer(chunk, np.uint8)
@@ -445,10 +457,16 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         return None
     if len(events) != lines:
         return None
-    ts_s = np.fromiter(map(attrgetter("ts"), events), np.float64, lines)
-    if now_s is not None and not (
-        ts_s.min() >= now_s - TimeBounds().max_past_s
-        and ts_s.max() <= now_s + TimeBounds().max_future_s
+    return _struct_columns(events, now_s, TimeBounds())
+
+
+def _struct_columns(events: list[EventStruct], now_s: float | None,
+                    bounds: TimeBounds) -> EventBatch | None:
+    """Columns of decoded structs, or None when one is outside the `now_s` bounds."""
+    count = len(events)
+    ts_s = np.fromiter(map(attrgetter("ts"), events), np.float64, count)
+    if now_s is not None and count and not (
+        ts_s.min() >= now_s - bounds.max_past_s and ts_s.max() <= now_s + bounds.max_future_s
     ):
         return None
     return EventBatch(
@@ -456,8 +474,8 @@ def _file_columns(chunk: bytes, lines: int, now_s: float | None) -> EventBatch |
         domain=list(map(attrgetter("domain"), events)),
         routed_to=list(map(attrgetter("routed_to"), events)),
         response_time_ms=np.fromiter(
-            map(attrgetter("response_time_ms"), events), np.float64, lines),
-        is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, lines),
+            map(attrgetter("response_time_ms"), events), np.float64, count),
+        is_error=np.fromiter(map("error".__eq__, map(attrgetter("status"), events)), bool, count),
         label=list(map(attrgetter("label"), events)),
         records=events,
         config_version=_versions(map(attrgetter("config_version"), events)),

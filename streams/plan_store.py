@@ -13,13 +13,18 @@ from trafficlight.streams.rollout import Assessment, DomainEvidence, Plan, asses
 
 PLAN_CHANNEL = "webhook_rollout_plan"
 
-_PLAN = """
+_PLAN_COLUMNS = """
 SELECT id AS version, steps::float8[] AS steps, extract(epoch FROM bake)::float8 AS bake_s,
        required_proceed, state, current_step,
        extract(epoch FROM step_started_at)::float8 AS step_started_at, notes, created_by,
-       extract(epoch FROM created_at)::float8 AS created_at
-FROM webhook_rollout_plan ORDER BY created_at DESC, id DESC LIMIT 1
-"""
+       extract(epoch FROM created_at)::float8 AS created_at, action
+FROM webhook_rollout_plan"""
+
+_PLAN = f"{_PLAN_COLUMNS} ORDER BY created_at DESC, id DESC LIMIT 1"
+
+# Every plan row after a version, oldest first: plan changes take the routing lock, so ids
+# rise in commit order.
+_PLAN_HISTORY = f"{_PLAN_COLUMNS} WHERE id > $1 ORDER BY id"
 
 # The active domains (enabled, above 0 %) and their latest unified decisions since the step
 # began, newest first: at most `required_proceed` of them.
@@ -46,6 +51,13 @@ _ROUTING_ENABLED = ("SELECT enabled FROM webhook_routing_config "
 async def read_plan(conn: asyncpg.Connection) -> Plan | None:
     row = await conn.fetchrow(_PLAN)
     return None if row is None else Plan.from_mapping(dict(row))
+
+
+async def read_plan_history(conn: asyncpg.Connection,
+                            after_version: int) -> list[tuple[str, Plan]]:
+    """Each plan row newer than ``after_version``, oldest first, with its ``action``."""
+    rows = await conn.fetch(_PLAN_HISTORY, after_version)
+    return [(row["action"], Plan.from_mapping(dict(row))) for row in rows]
 
 
 async def read_evidence(conn: asyncpg.Connection, plan: Plan) -> list[DomainEvidence]:

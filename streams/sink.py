@@ -6,7 +6,10 @@ Its own aiokafka consumer group (not Faust's) reads three topics:
   deterministic share (by hash of event_id, so a redelivered event is sampled the same way);
 - the judge's table changelog -> `webhook_routing_windows`, one row per bucket, upserted only
   when it has at least the stored requests (a redelivered older value never wins);
-- the verdict topic -> `webhook_routing_verdicts`, upserted when at least as recent.
+- the verdict topic -> `webhook_routing_verdicts`, one row per target and 10 s bucket of
+  window starts, upserted when at least as recent, except that a `rollback` row is kept for
+  its bucket: the next step's first evaluations often land in the same 10 s, and the record
+  of the rollback must not vanish under them.
 
 One transaction per batch, and offsets are committed only after it: Postgres down means the
 write is retried with backoff and nothing past the stored rows is committed, so a crash or a
@@ -34,7 +37,7 @@ from trafficlight.base.errors import first_line
 from trafficlight.base.retry import Backoff, retry_until_done
 from trafficlight.streams.events import decode_record
 from trafficlight.streams.partition import decode_bucket, parse_key
-from trafficlight.streams.verdicts import BadVerdict, decode_verdict
+from trafficlight.streams.verdicts import BadVerdict, Decision, decode_verdict
 
 log = logging.getLogger("trafficlight.sink")
 
@@ -52,6 +55,9 @@ ON CONFLICT (domain, routed_to, window_start) DO UPDATE SET
 WHERE excluded.requests >= w.requests
 """
 
+#: Where the decision stands in a verdict row tuple (`SinkBatch.add_verdict`).
+_DECISION = 11
+
 _UPSERT_VERDICT = """
 INSERT INTO webhook_routing_verdicts AS v (domain, routed_to, window_start, window_end,
     requests, errors, error_pct, p50_ms, p95_ms, p99_ms, verdict, decision, reasons,
@@ -68,6 +74,7 @@ ON CONFLICT (domain, routed_to, window_start) DO UPDATE SET
                          THEN coalesce(v.verdict_since, v.window_end)
                          ELSE excluded.window_end END
 WHERE excluded.window_end >= v.window_end
+  AND (v.decision <> 'rollback' OR excluded.decision = 'rollback')
 """
 
 
@@ -105,13 +112,12 @@ class SinkBatch:
         return len(self.logs) + len(self.windows) + len(self.verdicts)
 
     def add_events(self, value: bytes | None, sample_pct: float, now_s: float) -> None:
-        for e in decode_record(value, now_s=now_s).events.records:
-            if is_sampled(e["event_id"], sample_pct):
-                self.logs[e["event_id"]] = (
-                    e["event_id"], datetime.fromtimestamp(e["ts"], UTC), e["domain"],
-                    e["routed_to"], float(e["response_time_ms"]), e["status"],
-                    e.get("http_status"), e.get("error_message"), e["router_id"],
-                    e["config_version"])
+        for e in decode_record(value, now_s=now_s).events.events():
+            if is_sampled(e.event_id, sample_pct):
+                self.logs[e.event_id] = (
+                    e.event_id, datetime.fromtimestamp(e.ts, UTC), e.domain, e.routed_to,
+                    e.response_time_ms, e.status, e.http_status, e.error_message, e.router_id,
+                    e.config_version)
 
     def add_changelog(self, key: bytes | None, value: bytes | None) -> None:
         if key is None or value is None:
@@ -135,7 +141,11 @@ class SinkBatch:
         except BadVerdict as exc:  # never the worker's own output; set aside, not fatal
             log.warning("sink: skipped a record that is not a verdict: %s", exc)
             return
-        self.verdicts[(v.domain, v.routed_to, v.window_start)] = (
+        key = (v.domain, v.routed_to, v.window_start)
+        held = self.verdicts.get(key)
+        if held is not None and held[_DECISION] == Decision.ROLLBACK != v.decision:
+            return  # as the upsert does: a rollback keeps its bucket's row
+        self.verdicts[key] = (
             v.domain, v.routed_to, v.window_start, v.window_end, v.requests, v.errors,
             v.error_pct, v.p50_ms, v.p95_ms, v.p99_ms, v.verdict, v.decision, list(v.reasons))
 

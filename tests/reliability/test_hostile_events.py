@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trafficlight.streams.events import decode_record, validate_event
+from trafficlight.streams.events import EventBatch, decode_record, validate_event
 
 pytestmark = pytest.mark.reliability
 
@@ -66,8 +66,8 @@ def assert_every_item_accounted_for(value: bytes) -> None:
     for reject in decoded.rejects:
         assert reject.reason and "\n" not in reject.reason
         assert "\n" not in reject.describe()
-    for record in decoded.events.records:
-        assert validate_event(record, now_s=NOW_S) is None
+    for event in decoded.events.events():
+        assert validate_event(event.to_dict(), now_s=NOW_S) is None
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -90,7 +90,7 @@ def test_a_batch_with_spoiled_events_keeps_its_valid_ones(batch: list[dict[str, 
     assert_every_item_accounted_for(value)
     decoded = decode_record(value, now_s=NOW_S)
     expected_valid = [e for e in batch if validate_event(e, now_s=NOW_S) is None]
-    assert decoded.events.records == expected_valid
+    assert decoded.events.events() == EventBatch.from_records(expected_valid).events()
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

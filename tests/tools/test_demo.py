@@ -2,12 +2,14 @@
 
 One run (about a minute) is recorded by a module fixture; each test reads one fact from it:
 verdicts appear, the incident is rolled back by the worker, the knob CLI reaches the running
-demo, and Ctrl-C leaves no process behind.
+demo, and Ctrl-C leaves no process behind. A second, shorter run keeps the default rollout
+plan: its printed alerts carry the plan's status, and the rollback's pause of the plan is one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from trafficlight.base.db import connect
@@ -89,6 +92,27 @@ async def _read_until(proc: asyncio.subprocess.Process, run: DemoRun, pattern: s
     raise AssertionError(f"demo never printed /{pattern}/; it printed:\n" + "\n".join(run.lines))
 
 
+_ROLLBACK_VERDICTS = ("SELECT count(*) FROM webhook_routing_verdicts "
+                      "WHERE routed_to = 'unified' AND decision = 'rollback'")
+
+
+async def _count_rollback_verdicts(database_url: str, run: DemoRun) -> None:
+    """The most stored unified rollback verdicts seen at once, sampled while the demo runs.
+
+    The table keeps one row per target per 10 s bucket, and the evaluations after a rollback
+    (no unified traffic: insufficient_data) overwrite the bucket's row: read only at the end,
+    on a busy machine, the rollback may already be gone."""
+    conn = await connect(database_url)
+    try:
+        while True:
+            with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet
+                run.rollback_verdicts = max(run.rollback_verdicts,
+                                            await conn.fetchval(_ROLLBACK_VERDICTS))
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "trafficlight.cli", *args, cwd=cwd, env=env,
@@ -110,9 +134,11 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         "--data-dir", str(workdir / "data"), cwd=workdir, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     run = DemoRun()
+    sampler: asyncio.Task[None] | None = None
     try:
         services = await _read_until(proc, run, r"embedded Kafka at")
         database_url = services.split("Postgres at ")[1].strip()
+        sampler = asyncio.create_task(_count_rollback_verdicts(database_url, run))
         await _read_until(proc, run, r"first verdict")
         run.children = descendants(proc.pid)
         await _read_until(proc, run, r"DISABLED.* by demo-worker")
@@ -138,12 +164,15 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
                 " WHERE d.domain = split_part(split_part(c.notes, ': ', 2), ' ', 1) "
                 "GROUP BY c.created_by, c.notes"))
             run.verdicts = await conn.fetchval("SELECT count(*) FROM webhook_routing_verdicts")
-            run.rollback_verdicts = await conn.fetchval(
-                "SELECT count(*) FROM webhook_routing_verdicts "
-                "WHERE routed_to = 'unified' AND decision = 'rollback'")
+            run.rollback_verdicts = max(run.rollback_verdicts,
+                                        await conn.fetchval(_ROLLBACK_VERDICTS))
         finally:
             await conn.close()
     finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sampler
         proc.send_signal(signal.SIGINT)
         assert proc.stdout is not None
         rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
@@ -254,3 +283,58 @@ def test_the_demo_workers_metrics_show_the_rollback(demo_run: DemoRun) -> None:
     # (the sequential judge's insufficient_data, -1), not the critical that rolled it back.
     assert re.search(r'^trafficlight_worker_verdict\{domain="\w+",routed_to="unified"\} -?[0-2]',
                      demo_run.metrics_text, re.M)
+
+
+@pytest.fixture(scope="module")
+async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoRun]:
+    """A demo with its default rollout plan and an incident 20 s in, stopped by SIGINT once
+    the alerts of the rollback and of the plan's pause by it are printed."""
+    workdir = tmp_path_factory.mktemp("plan-demo")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env["TRAFFICLIGHT_HOME"] = str(workdir / "home")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
+        "--dashboard-port", "0", "--incident-at", "20s", "--data-dir", str(workdir / "data"),
+        cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    run = DemoRun()
+    try:
+        for alert in (r"alert \(would post\): .*critical -> rollback",
+                      r"alert \(would post\): trafficlight rollout plan paused"):
+            if run.line_matching(alert) is None:  # in either order
+                await _read_until(proc, run, alert)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
+        run.lines.extend(rest.decode().splitlines())
+        run.exit_code = proc.returncode
+    yield run
+
+
+def _alert_body(demo_run: DemoRun, title_pattern: str) -> list[str]:
+    """The indented lines the demo printed under the first alert whose title matches."""
+    start = next(i for i, line in enumerate(demo_run.lines) if re.search(title_pattern, line))
+    body = []
+    for line in demo_run.lines[start + 1:]:
+        if not line.startswith(" "):
+            break
+        body.append(line.strip())
+    return body
+
+
+def test_with_a_plan_the_verdict_alert_shows_the_plans_status(plan_demo_run: DemoRun) -> None:
+    body = _alert_body(plan_demo_run, r"alert \(would post\): trafficlight \w+/unified: "
+                                      r"critical -> rollback")
+    assert any(re.match(r"Rollout plan v\d+ (RUNNING|PAUSED): step 1 of 4 at 10% "
+                        r"\(steps 10, 25, 50, 100\)", line) for line in body), body
+    assert any(line.startswith("Blocked: ") for line in body), body
+
+
+def test_the_rollbacks_pause_of_the_plan_is_an_alert_naming_it(plan_demo_run: DemoRun) -> None:
+    assert plan_demo_run.line_matching(
+        r"alert \(would post\): trafficlight rollout plan paused at step 1 of 4 \(10%\)")
+    body = _alert_body(plan_demo_run, r"alert \(would post\): trafficlight rollout plan paused")
+    assert re.match(r"by demo-worker: paused by the rollback of \w+: automatic rollback",
+                    body[0]), body
+    assert plan_demo_run.exit_code == 0

@@ -1,4 +1,5 @@
-"""`trafficlight alerts`: post verdict changes to every channel given."""
+"""`trafficlight alerts`: post verdict changes (and, with a database, the rollout plan's
+status and changes) to every channel given."""
 
 from __future__ import annotations
 
@@ -33,9 +34,17 @@ NOTIFY_ENV = "TRAFFICLIGHT_ALERTS_NOTIFY"
               help="Its own consumer group: the workers never wait for it.")
 @click.option("--max-attempts", default=RetryPolicy.max_attempts, show_default=True,
               type=click.IntRange(1))
+@click.option("--database-url", envvar=settings.DATABASE_URL_ENV, default=None,
+              metavar="URL",
+              help=f"Postgres (or env {settings.DATABASE_URL_ENV}), optional: each alert then "
+                   "carries the rollout plan's status, and each plan change is an alert.")
 def alerts(notify_urls: tuple[str, ...], webhook_url: str | None, topic: str, group_id: str,
-           max_attempts: int) -> None:
-    """Post each verdict or decision change per domain and target to every channel."""
+           max_attempts: int, database_url: str | None) -> None:
+    """Post each verdict or decision change per domain and target to every channel.
+
+    With a database, each alert also shows the rollout plan (step, baked / left, evidence,
+    blockers) and each plan change (set, promoted, paused, resumed, aborted, done) is posted.
+    """
     notify = (*notify_urls, *os.environ.get(NOTIFY_ENV, "").split())
     if not notify and not webhook_url:
         raise ConfigError(f"no alert channel: give --notify URL (or {NOTIFY_ENV}) or "
@@ -44,7 +53,8 @@ def alerts(notify_urls: tuple[str, ...], webhook_url: str | None, topic: str, gr
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = AlertSettings(bootstrap, webhook_urls=(webhook_url,) if webhook_url else (),
                            notify_urls=notify, topic=topic, group_id=group_id,
-                           retry=RetryPolicy(max_attempts=max_attempts))
+                           retry=RetryPolicy(max_attempts=max_attempts),
+                           database_url=database_url or None)
 
     async def main() -> None:
         stop = stop_event_on_signals()

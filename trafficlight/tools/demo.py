@@ -9,6 +9,10 @@ parent-death signal, so even a killed demo leaves no process behind.
 `--incident-at 60s` turns unified's error rate up at that moment: the worker judges it
 critical, rolls back through `set_routing_enabled(false, ...)`, the routers send everything
 to legacy, and the dashboard and this terminal show each step.
+
+The alert consumer runs against a local JSON receiver that prints what it would post: each
+verdict change with the rollout plan's status, and each plan change (promoted, paused by the
+rollback, ...) with who and why.
 """
 
 from __future__ import annotations
@@ -385,7 +389,8 @@ async def run_demo(options: DemoOptions, workdir: Path, say: Say) -> None:
                 alerts_url = receiver_url.replace("http://", "json://", 1) + "/alerts"
                 alerts = asyncio.create_task(run_alerts(AlertSettings(
                     running.bootstrap_servers, notify_urls=(alerts_url,),
-                    group_id="demo-alerts", offset_reset="earliest", drain_timeout_s=1.0),
+                    group_id="demo-alerts", offset_reset="earliest", drain_timeout_s=1.0,
+                    database_url=running.database_url, plan_poll_s=1.0),
                     alerts_stop))
                 tasks = [asyncio.create_task(traffic.run()),
                          asyncio.create_task(Narrator(running.database_url, traffic, say).run())]

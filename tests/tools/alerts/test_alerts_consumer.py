@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import orjson
 import pytest
-from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from tests.tools.alerts.conftest import Receiver
 from tests.tools.alerts.test_alert_changes import verdict
 from trafficlight.base.errors import ConfigError
 from trafficlight.base.kafka import ensure_topics
-from trafficlight.base.local_services import free_port
 from trafficlight.tools.alerts.consumer import AlertSettings, run_alerts
 from trafficlight.tools.alerts.delivery import RetryPolicy
 
 FAST_RETRY = RetryPolicy(first_delay_s=0.05, max_delay_s=0.2, max_attempts=5)
-
-
-@dataclass
-class Receiver:
-    """A Slack stand-in: answers 503 to the first ``failures`` posts, then 200."""
-
-    url: str
-    failures: int = 0
-    attempts: int = 0
-    accepted: list[dict] = field(default_factory=list)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    port = free_port()
-    state = Receiver(f"http://127.0.0.1:{port}/services/T000/B000/secret")
-
-    async def post(request: web.Request) -> web.Response:
-        state.attempts += 1
-        if state.attempts <= state.failures:
-            return web.Response(status=503, text="try later")
-        state.accepted.append(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/services/T000/B000/secret", post)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield state
-    await runner.cleanup()
 
 
 async def _produce(bootstrap: str, topic: str, values: list[dict | bytes]) -> None:
@@ -115,28 +82,6 @@ async def test_a_malformed_record_is_skipped_and_the_next_still_alerts(
                                             verdict(1, "critical", "rollback")])
     await _alerts_until(kafka_bootstrap, topic, receiver, lambda: len(receiver.accepted) >= 1)
     assert len(receiver.accepted) == 1
-
-
-@pytest.fixture
-async def json_receiver() -> AsyncIterator[Receiver]:
-    """A generic JSON webhook (Apprise's json:// posts {title, message, type, ...})."""
-    port = free_port()
-    state = Receiver(f"json://127.0.0.1:{port}/hooks/trafficlight")
-
-    async def post(request: web.Request) -> web.Response:
-        state.attempts += 1
-        if state.attempts <= state.failures:
-            return web.Response(status=500, text="not yet")
-        state.accepted.append(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/hooks/trafficlight", post)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield state
-    await runner.cleanup()
 
 
 async def test_every_channel_gets_each_change_in_order(

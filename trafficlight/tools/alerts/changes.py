@@ -14,10 +14,15 @@ rebalance never repeats an alert.
 After a restart nothing is known yet: the first verdict seen for a target is taken as the
 baseline silently when it is healthy or insufficient_data (and no mismatch), and alerted when
 it is not, so a standing problem is reported once more rather than never.
+
+With the rollout plan's status at hand (``plan_store.plan_status``, read by the consumer), each
+message carries it too: step, time baked and left, proceed verdicts toward promotion and what
+blocks it, in the words of `trafficlight status` (:func:`~trafficlight.tools.display.plan_summary`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -32,6 +37,7 @@ from trafficlight.streams.verdicts import (
     Verdict,
     parse_verdict,
 )
+from trafficlight.tools.display import plan_summary
 
 __all__ = ["BadVerdict", "Change", "ChangeDetector", "Notification", "check_verdict",
            "notification", "slack_message"]
@@ -54,10 +60,14 @@ NO_FIGURE = "n/a"
 
 @dataclass(frozen=True)
 class Change:
-    """A target's verdict or decision changed; ``previous`` is None for a first sighting."""
+    """A target's verdict or decision changed; ``previous`` is None for a first sighting.
+
+    ``plan`` is the rollout plan's status when the alert was made (None: no plan, or no
+    database to read it from)."""
 
     verdict: Verdict
     previous: tuple[Health, Decision] | None
+    plan: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -115,6 +125,9 @@ def slack_message(change: Change) -> dict[str, Any]:
                 {"title": "P99", "value": _figure(v.p99_ms, " ms", 0), "short": True},
                 {"title": "why", "value": "; ".join(v.reasons) or NO_FIGURE,
                  "short": False},
+                *([] if change.plan is None else [
+                    {"title": "rollout plan", "value": plan_summary(dict(change.plan)),
+                     "short": False}]),
             ],
             "ts": int(v.window_end),
         }],
@@ -154,6 +167,7 @@ def notification(change: Change) -> Notification:
         f"requests: {v.requests}, error %: {_figure(v.error_pct, ' %', 2)}, "
         f"P95: {_figure(v.p95_ms, ' ms', 0)}, P99: {_figure(v.p99_ms, ' ms', 0)}",
         f"why: {reasons}",
+        *([] if change.plan is None else [plan_summary(dict(change.plan))]),
     ])
     title = f"trafficlight {domain}/{target}: {v.verdict} -> {v.decision}"
     return Notification(title, body, LEVELS[v.decision])

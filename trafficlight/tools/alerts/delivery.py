@@ -29,7 +29,7 @@ import apprise
 
 from trafficlight.base.errors import ConfigError
 from trafficlight.base.retry import Backoff
-from trafficlight.tools.alerts.changes import Change, notification, slack_message
+from trafficlight.tools.alerts.plan_events import Alert, alert_notification, alert_slack_message
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Channel(Protocol):
         """The channel's URL with its secrets left out."""
         ...
 
-    async def post(self, change: Change) -> None: ...
+    async def post(self, alert: Alert) -> None: ...
 
 
 class AlertSender:
@@ -95,7 +95,7 @@ class AlertSender:
                  queue_size: int = 1000) -> None:
         self.channel = channel
         self._policy = policy or RetryPolicy()
-        self._queue: asyncio.Queue[Change] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue(queue_size)
         self._in_flight = False
         self.counters = DeliveryCounters()
 
@@ -104,7 +104,7 @@ class AlertSender:
         """Nothing queued or being posted: everything submitted so far is settled."""
         return self._queue.empty() and not self._in_flight
 
-    def submit(self, change: Change) -> None:
+    def submit(self, alert: Alert) -> None:
         """Enqueue without waiting; a full queue loses its oldest alert."""
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
@@ -112,22 +112,22 @@ class AlertSender:
                 self.counters.dropped += 1
                 log.warning("alerts: %s: queue full, dropped the oldest alert",
                             self.channel.name)
-        self._queue.put_nowait(change)
+        self._queue.put_nowait(alert)
 
     async def run(self) -> None:
         while True:
-            change = await self._queue.get()
+            alert = await self._queue.get()
             self._in_flight = True
             try:
-                await self.deliver(change)
+                await self.deliver(alert)
             finally:
                 self._in_flight = False
 
-    async def deliver(self, change: Change) -> bool:
+    async def deliver(self, alert: Alert) -> bool:
         """Post one alert until it is accepted or the policy gives up."""
         for attempt in range(1, self._policy.max_attempts + 1):
             try:
-                await self.channel.post(change)
+                await self.channel.post(alert)
             except _Retry as exc:
                 if attempt == self._policy.max_attempts:
                     break
@@ -166,8 +166,8 @@ class SlackWebhook:
     def name(self) -> str:
         return redact_webhook(self._url)
 
-    async def post(self, change: Change) -> None:
-        message = slack_message(change)
+    async def post(self, alert: Alert) -> None:
+        message = alert_slack_message(alert)
         try:
             async with self._http.post(self._url, json=message) as response:
                 body = (await response.text())[:200]
@@ -203,8 +203,8 @@ class AppriseChannel:
     def name(self) -> str:
         return self._name
 
-    async def post(self, change: Change) -> None:
-        note = notification(change)
+    async def post(self, alert: Alert) -> None:
+        note = alert_notification(alert)
         ok = await asyncio.to_thread(self._apprise.notify, body=note.body, title=note.title,
                                      notify_type=apprise.NotifyType(note.level))
         if not ok:
