@@ -6,13 +6,6 @@ warning_error_pct  = 0.1      # percent
 warning_p95_ms     = 2000
 critical_error_pct = 0.5
 critical_p95_ms    = 3000
-# sample rule (ours): an error-rate verdict needs `min_errors` errors AND the Wilson lower
-# bound (z = `confidence_z`) of the error rate above the threshold; below `min_requests`
-# requests a window is insufficient_data; P95 is judged only on `min_latency_samples`.
-min_requests        = 20
-min_errors          = 5
-confidence_z        = 1.96
-min_latency_samples = 20
 [thresholds.domains.jobs]     # per-domain overrides of any key above
 critical_error_pct = 1.0
 
@@ -38,12 +31,11 @@ srm_alpha      = 0.001        # sample-ratio guard: P(ever "mismatch" | share wi
 srm_tolerance  = 0.2          # relative: at 10 % configured, 8 %..12 % on unified is no mismatch
 srm_dispersion = 4.0          # each request weighs 1/4 of an independent draw (sticky runs)
 srm_alternatives = [0.8, 0.6, 0.4, 0.2, 0.05]     # odds ratios off the band's edges
-# accepted for old files, no longer used: fast_window, rollback_after, recover_after
 ```
 See `streams.verdicts`, `streams.evidence`, `streams.sample_ratio` (and README
 "False-rollback budget", "Sample-ratio guard") for what these mean and how the defaults were
-chosen. `min_requests`, `min_errors`, `confidence_z`, `min_latency_samples` are accepted for
-old files and no longer used.
+chosen. The keys of the judge before sequential evidence (`RETIRED_KEYS`: its sample rule
+and hysteresis) are accepted in old files and ignored: the evidence replaces them.
 """
 
 from __future__ import annotations
@@ -67,10 +59,6 @@ class Thresholds:
     warning_p95_ms: float = 2000.0
     critical_error_pct: float = 0.5
     critical_p95_ms: float = 3000.0
-    min_requests: int = 20
-    min_errors: int = 5
-    confidence_z: float = 1.96
-    min_latency_samples: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +66,10 @@ class JudgeSettings:
     """Window sizes, cadence and hysteresis, in whole seconds / evaluation counts."""
 
     window_s: int = 300
-    fast_window_s: int = 5
     step_s: int = 1
     bucket_s: int = 10
     grace_s: int = 10
     max_jump_s: int = 300
-    rollback_after: int = 2
-    recover_after: int = 3
     heartbeat_s: int = 10
     batch_requests: int = 100
     alpha: float = 1e-3
@@ -115,10 +100,17 @@ class ThresholdSet:
         return self.domains.get(domain, self.default)
 
 
-_DURATIONS = {"window": "window_s", "fast_window": "fast_window_s", "step": "step_s",
+#: Keys of the judge before sequential evidence: accepted in old files, ignored.
+RETIRED_KEYS = {
+    "thresholds": frozenset({"min_requests", "min_errors", "confidence_z",
+                             "min_latency_samples"}),
+    "judge": frozenset({"fast_window", "rollback_after", "recover_after"}),
+}
+
+_DURATIONS = {"window": "window_s", "step": "step_s",
               "bucket": "bucket_s", "grace": "grace_s", "max_jump": "max_jump_s",
               "heartbeat": "heartbeat_s"}
-_COUNTS = ("rollback_after", "recover_after", "batch_requests")
+_COUNTS = ("batch_requests",)
 #: Probabilities in (0, 1): key -> (low, high) open bounds.
 _PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start", "srm_alpha",
                   "srm_tolerance")
@@ -158,6 +150,8 @@ def _thresholds(base: Thresholds, table: Mapping[str, Any], where: str) -> Thres
     known = {f.name: f.type for f in fields(Thresholds)}
     changes: dict[str, Any] = {}
     for key, value in table.items():
+        if key in RETIRED_KEYS["thresholds"]:
+            continue
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
         if type(value) not in (int, float) or value < 0:
@@ -174,6 +168,8 @@ def _thresholds(base: Thresholds, table: Mapping[str, Any], where: str) -> Thres
 def _settings(table: Mapping[str, Any]) -> JudgeSettings:
     changes: dict[str, Any] = {}
     for key, value in table.items():
+        if key in RETIRED_KEYS["judge"]:
+            continue
         if key in _PROBABILITIES or key in _LISTS or key in ("max_batch_nats",
                                                              "srm_dispersion"):
             changes[key] = _evidence_key(key, value)
@@ -191,8 +187,8 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
     if "alternatives" in changes and "alternative_weights" not in changes:
         changes["alternative_weights"] = (1.0,) * len(changes["alternatives"])
     settings = replace(JudgeSettings(), **changes)
-    if settings.bucket_s % settings.step_s or settings.fast_window_s > settings.window_s:
-        raise ConfigError("judge: bucket must be a multiple of step, fast_window <= window")
+    if settings.bucket_s % settings.step_s:
+        raise ConfigError("judge: bucket must be a multiple of step")
     if settings.heartbeat_s % settings.step_s:
         raise ConfigError("judge: heartbeat must be a multiple of step")
     if len(settings.alternative_weights) != len(settings.alternatives):

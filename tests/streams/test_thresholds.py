@@ -5,19 +5,19 @@ from pathlib import Path
 import pytest
 
 from trafficlight.base.errors import ConfigError
-from trafficlight.streams.thresholds import Thresholds, load_thresholds
+from trafficlight.streams.thresholds import Thresholds, ThresholdSet, load_thresholds
 
 
 def test_spec_defaults_and_domain_overrides(tmp_path: Path) -> None:
     path = tmp_path / "strict.toml"
     path.write_text('[thresholds]\ncritical_error_pct = 0.3\n'
                     '[thresholds.domains.jobs]\ncritical_p95_ms = 2500\n'
-                    '[judge]\nwindow = "2m"\nrollback_after = 3\n')
+                    '[judge]\nwindow = "2m"\n')
     loaded = load_thresholds(path)
     assert loaded.name == "strict"
     assert loaded.for_domain("property") == Thresholds(critical_error_pct=0.3)
     assert loaded.for_domain("jobs") == Thresholds(critical_error_pct=0.3, critical_p95_ms=2500)
-    assert (loaded.settings.window_s, loaded.settings.rollback_after) == (120, 3)
+    assert loaded.settings.window_s == 120
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -33,3 +33,12 @@ def test_a_bad_file_is_one_clear_config_error(tmp_path: Path, text: str, message
     with pytest.raises(ConfigError, match=message) as caught:
         load_thresholds(path)
     assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_keys_of_the_judge_before_sequential_evidence_are_accepted_and_ignored(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[thresholds]\nmin_requests = 50\nconfidence_z = 2.5\n"
+                    '[judge]\nrollback_after = 3\nfast_window = "10s"\n')
+
+    assert load_thresholds(path) == ThresholdSet("old")

@@ -76,7 +76,7 @@ def test_threshold_sets_compare_side_by_side_with_detection_times(tmp_path: Path
     lax = tmp_path / "lax.toml"
     lax.write_text("[thresholds]\nwarning_error_pct = 20\ncritical_error_pct = 50\n")
     strict = tmp_path / "strict.toml"
-    strict.write_text("[judge]\nrollback_after = 2\n")
+    strict.write_text("[thresholds]\ncritical_error_pct = 0.5\n")
     result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "table",
                                       "--thresholds", str(lax), "--thresholds", str(strict)])
     assert result.exit_code == 0
