@@ -135,7 +135,7 @@ class WorkerMetrics:
         self._latest: dict[tuple[str, str], Verdict] = {}
         self.apply_seconds = Histogram(
             "trafficlight_worker_evaluation_seconds",
-            "Time to apply one unit of events records: decode, bucket, evaluate, verdicts.",
+            "Time to apply one events record: decode, bucket, evaluate, verdicts.",
             buckets=_APPLY_BUCKETS, registry=self.registry)
         self.registry.register(_WorkerCollector(figures, self._latest))
 
