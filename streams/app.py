@@ -176,16 +176,12 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         resume: dict[TP, int] = {}
         for tp in app.consumer.assignment():
             if tp.topic == options.events_topic:
-                # 0 when the state holds nothing of the partition: every record is re-read.
-                resume[tp] = judge_for(tp.partition).offset + 1
+                judge = judge_for(tp.partition)
+                if judge.offset >= 0:
+                    resume[tp] = judge.offset + 1
         if resume:
             # seek_to_committed() follows and reads it; faust has no public call for this.
             await app.consumer._commit(resume)  # type: ignore[attr-defined]
-            # seek_to_committed() does not seek to a committed 0 (aiokafka skips offsets
-            # <= 0): a partition whose state holds nothing is sought to its start here.
-            for tp, offset in resume.items():
-                if offset == 0:
-                    await app.consumer.seek(tp, 0)
 
     @app.agent(events, name="judge")
     async def judge_records(stream: faust.StreamT[bytes]) -> None:

@@ -45,7 +45,11 @@ async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_
     stop_s = time.time() - stop_began
     await router.start()
     restart_s = time.time() - stop_began
-    replaying = (await router.healthz())["events_spooled"]
+    # The new process counts its spool once it has opened it: ask for up to 3 s.
+    replaying, asked_until = 0, time.monotonic() + 3
+    while not replaying and time.monotonic() < asked_until:
+        replaying = (await router.healthz())["events_spooled"]
+        await asyncio.sleep(0.2)
     await asyncio.sleep(5)
     await asyncio.to_thread(own_broker.start)
     if not own_broker.keeps_data:
