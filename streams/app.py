@@ -10,7 +10,9 @@
   flushed; re-reads after a crash are harmless (see `streams.partition`). (Applying units of
   several records, `PartitionJudge.apply_many`, writes far less and judged 95k events/s
   against 26-38k in one bench, but lost two records after a kill -9 on Apache Kafka under
-  load, cause not yet found: the agent stays per record until it is.)
+  load, in a build that also sought empty partitions to 0 at recovery, a change since taken
+  back that lost a record on its own: the agent stays per record until units are shown safe
+  without it.)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
 """
 
