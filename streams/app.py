@@ -188,12 +188,12 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
     @app.agent(events, name="judge")
     async def judge_records(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await apply_records(event.message.partition, [event.message])
+            await apply_record(event.message)
 
-    async def apply_records(partition: int, messages: list[Message]) -> None:
+    async def apply_record(message: Message) -> None:
         started_s = time.perf_counter()
-        applied = judge_for(partition).apply_many(
-            [(message.offset, message.value) for message in messages], time.time())
+        applied = judge_for(message.partition).apply(message.offset, message.value,
+                                                     time.time())
         for on_apply in worker.apply_listeners:
             on_apply(time.perf_counter() - started_s)
         worker.replayed_records += applied.replayed
@@ -201,14 +201,12 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
             state[key] = value
         for key in applied.deletes:
             state.pop(key, None)
-        by_offset = {message.offset: message for message in messages}
-        for offset, reject in applied.rejects:
-            message = by_offset[offset]
-            log.warning("dead letter %s[%d]@%d: %s", message.topic, partition, offset,
-                        reject.reason)
+        for _, reject in applied.rejects:
+            log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition,
+                        message.offset, reject.reason)
             await dead_letters.send(key=message.key, value=dead_letter(
-                reject, topic=message.topic, partition=partition, offset=offset,
-                worker_id=options.worker_id))
+                reject, topic=message.topic, partition=message.partition,
+                offset=message.offset, worker_id=options.worker_id))
         for verdict in applied.verdicts:
             await verdicts.send(key=verdict.domain.encode(),
                                 value=orjson.dumps(verdict.to_dict()))
