@@ -96,7 +96,9 @@ class ChangeDetector:
             quiet = state[0] in QUIET_BASELINE and not mismatch and not (
                 own_decision and state[1] is Decision.ROLLBACK)
             return None if quiet else Change(verdict, None)
-        if (last[:3] if own_decision else last[:1]) == (state if own_decision else state[:1]):
+        # Unified: verdict, decision and mismatch; legacy: its own verdict only.
+        compared = len(state) if own_decision else 1
+        if last[:compared] == state[:compared]:
             return None
         return Change(verdict, (last[0], last[1]))
 
