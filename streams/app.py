@@ -6,8 +6,9 @@
   co-partitioned with its source partition and recovered with it after a rebalance or restart.
 - Per record (never per event): decode, judge, write the changed entries, publish the
   verdicts of each evaluation (every step of event time: a heartbeat that also carries every
-  change), dead-letter the rejects. Offsets are committed by Faust after the producer is
-  flushed; re-reads after a crash are harmless (see `streams.partition`). (Applying units of
+  change), dead-letter the rejects. A record is done when its writes are handed to the
+  producer, so Faust's commit (after its flush) never passes state the changelog lacks;
+  re-reads after a crash are harmless (see `streams.partition`). (Applying units of
   several records, `PartitionJudge.apply_many`, writes far less and judged 95k events/s
   against 26-38k in one bench, but lost two records after a kill -9 on Apache Kafka under
   load, in a build that also sought empty partitions to 0 at recovery, a change since taken
@@ -29,6 +30,7 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP, Message
+from mode.utils.queues import FlowControlEvent
 
 from trafficlight.base.kafka import BrokerFlavor
 from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
@@ -114,6 +116,22 @@ class WorkerApp:
         return out
 
 
+class ClearOnlyAfterSuspend(FlowControlEvent):
+    """Faust's flow control, except that `resume` clears the streams' buffers only when flow
+    was suspended.
+
+    Faust's recovery resumes the source partitions, seeks them, and then calls `resume` once
+    more although flow is already on: that clear drops records the fetcher delivered in
+    between, and the fetcher's read offset, already past them, then drops their re-reads.
+    The judge lost one record of each restart that way (seen as offset 13 never applied
+    after 12). A revocation still suspends and clears (Faust does both), so nothing from an
+    old assignment survives; only the redundant clear is gone."""
+
+    def resume(self) -> None:
+        if not self.is_active():
+            super().resume()
+
+
 def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) -> WorkerApp:
     """The Faust app of one worker process; `shares` feeds the judges' sample-ratio guard
     (the worker's `streams.config_shares.ShareCache`; None: the guard is off)."""
@@ -145,6 +163,7 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
     )
+    app.flow_control = ClearOnlyAfterSuspend(loop=app.loop)
     events = app.topic(options.events_topic, partitions=options.partitions, **_RAW)
     verdicts = app.topic(options.verdicts_topic, partitions=options.partitions, **_RAW)
     dead_letters = app.topic(options.dead_letter_topic, partitions=options.partitions, **_RAW)
@@ -201,6 +220,7 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
             state[key] = value
         for key in applied.deletes:
             state.pop(key, None)
+        await changelog_handed_over()
         for _, reject in applied.rejects:
             log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition,
                         message.offset, reject.reason)
@@ -213,6 +233,18 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         if applied.verdicts:
             for listener in worker.verdict_listeners:
                 listener(applied.verdicts)
+
+    async def changelog_handed_over() -> None:
+        """Wait until the record's table writes have left Faust's producer buffer.
+
+        Faust commits an offset after `producer.flush()`, but its buffer's flush gives up after
+        0.1 s without progress (a busy machine, a changelog partition's metadata still coming)
+        and the commit goes ahead: the committed offset could pass records whose state never
+        reached the changelog, and a restart or rebalance would lose them. Handed over, the
+        writes are in aiokafka's queue ahead of the commit's flush, in order."""
+        buffer = app.producer.buffer
+        while buffer.size:
+            await buffer.flush_atmost(buffer.size)
 
     def forget(tps: Iterable[TP]) -> None:
         """A partition that moved (or may have moved) is restored from the table on next use."""

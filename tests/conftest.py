@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.reports import PHASE_REPORTS
 from trafficlight.base.db import connect
 from trafficlight.base.local_services import BrokerKind
 from trafficlight.tools.migrate import apply_migrations
@@ -149,3 +150,12 @@ async def module_database_url(test_services: TestServices,
     """A fresh, migrated database shared by one test module (e.g. one router process)."""
     async with _fresh_database(test_services.admin_database_url, migrated_template) as url:
         yield url
+
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(PHASE_REPORTS, {})[report.when] = report
+    return report

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.reports import has_failed
 from tests.streams.worker_harness import (
     WorkerProcess,
     WorkerTopics,
@@ -35,9 +36,10 @@ def worker_topics() -> WorkerTopics:
 
 
 @pytest.fixture
-def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics,
-                 tmp_path: Path) -> Iterator[StartWorker]:
-    """Starts worker processes on this test's topics; stops any still running at the end."""
+def start_worker(request: pytest.FixtureRequest, kafka_bootstrap: str,
+                 worker_topics: WorkerTopics, tmp_path: Path) -> Iterator[StartWorker]:
+    """Starts worker processes on this test's topics; stops any still running at the end.
+    A failed test prints each worker's log (CI keeps no tmp folders)."""
     started: list[WorkerProcess] = []
 
     def start(name: str = "worker", **kwargs: Any) -> WorkerProcess:
@@ -50,6 +52,10 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics,
     for worker in started:
         if worker.proc.poll() is None:
             worker.stop()
+    if has_failed(request.node):
+        for log_path in dict.fromkeys(worker.log_path for worker in started):
+            text = log_path.read_text(errors="replace")
+            print(f"--- {log_path.name} ---\n{text[-20_000:]}")
 
 
 def _epoch_start() -> float:
