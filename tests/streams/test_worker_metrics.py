@@ -82,42 +82,44 @@ def test_consumer_lag_counts_records_after_the_last_applied(applied: int, highwa
     assert PartitionPosition(0, applied, highwater).lag == lag
 
 
-@pytest.mark.xfail(reason="open (issues 11/13): written for the old judge, it expects `healthy` "
-                   "from 600 clean requests in 6 s; the sequential judge rightly holds "
-                   "(insufficient_data) and publishes at its 10 s heartbeat, which this input "
-                   "never reaches; to re-base on evidence-backed traffic", strict=False)
 async def test_metrics_show_the_figures_after_real_events(
     kafka_bootstrap: str, worker_topics: WorkerTopics,
     metrics_worker: tuple[WorkerProcess, int],
 ) -> None:
     worker, port = metrics_worker
     t0 = float(math.floor(time.time()) - 250)
-    good = make_events(t0, 600, per_s=100)
-    await produce_raw(kafka_bootstrap, worker_topics.events, [
-        b"{not json", orjson.dumps(good[:300]), orjson.dumps(good[300:])], key=b"jobs")
+    # 30 s of unified failing every request: the judge rolls back within the first second
+    # and stays there, so the last verdict is known whenever the scrape comes.
+    failing = make_events(t0, 3000, per_s=100, error_every=1)
+    records = [orjson.dumps(failing[i:i + 250]) for i in range(0, len(failing), 250)]
+    await produce_raw(kafka_bootstrap, worker_topics.events, [b"{not json", *records],
+                      key=b"jobs")
     await read_until(kafka_bootstrap, worker_topics.verdicts,
-                     lambda vs: any(v["window_end"] >= t0 + 5 for v in vs))
+                     lambda vs: any(v["window_end"] >= t0 + 20 for v in vs))
 
     # The verdicts may come before the last record's counters: scrape until all are in.
     deadline = time.monotonic() + 30
     samples = await _scrape_when_up(port)
-    while samples.get(("trafficlight_worker_events_judged_total", ()), 0) < 600:
+    while samples.get(("trafficlight_worker_events_judged_total", ()), 0) < 3000:
         assert time.monotonic() < deadline, worker.log_text()[-2000:]
         await asyncio.sleep(0.2)
         samples = await _scrape(port)
 
     jobs_unified = (("domain", "jobs"), ("routed_to", "unified"))
-    assert samples[("trafficlight_worker_events_judged_total", ())] == 600
+    assert samples[("trafficlight_worker_events_judged_total", ())] == 3000
     assert samples[("trafficlight_worker_dead_letters_total", ())] == 1
     assert samples[("trafficlight_worker_late_events_total", ())] == 0
-    assert samples[("trafficlight_worker_verdict", jobs_unified)] == HEALTH_VALUE[Health.HEALTHY]
-    assert samples[("trafficlight_worker_decision", jobs_unified)] == 0
+    assert samples[("trafficlight_worker_verdict", jobs_unified)] == HEALTH_VALUE[Health.CRITICAL]
+    assert samples[("trafficlight_worker_decision", jobs_unified)] == \
+        DECISION_VALUE[Decision.ROLLBACK]
     def state(name: str, label: str, value: str) -> float:
         return samples[(name, tuple(sorted((*jobs_unified, (label, value)))))]
-    assert state("trafficlight_worker_verdict_state", "verdict", "healthy") == 1
-    assert state("trafficlight_worker_verdict_state", "verdict", "critical") == 0
-    assert state("trafficlight_worker_decision_state", "decision", "proceed") == 1
-    assert samples[("trafficlight_worker_evaluation_seconds_count", ())] == 3
+    assert state("trafficlight_worker_verdict_state", "verdict", "critical") == 1
+    assert state("trafficlight_worker_verdict_state", "verdict", "healthy") == 0
+    assert state("trafficlight_worker_decision_state", "decision", "rollback") == 1
+    assert state("trafficlight_worker_decision_state", "decision", "proceed") == 0
+    # One evaluation timing per record applied, the malformed one included.
+    assert samples[("trafficlight_worker_evaluation_seconds_count", ())] == 13
     lags = {labels: value for (name, labels), value in samples.items()
             if name == "trafficlight_worker_consumer_lag"}
     assert lags and all(value == 0 for value in lags.values())
