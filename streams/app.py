@@ -9,11 +9,11 @@
   change), dead-letter the rejects. A record is done when its writes are handed to the
   producer, so Faust's commit (after its flush) never passes state the changelog lacks;
   re-reads after a crash are harmless (see `streams.partition`). (Applying units of
-  several records, `PartitionJudge.apply_many`, writes far less and judged 95k events/s
-  against 26-38k in one bench, but lost two records after a kill -9 on Apache Kafka under
-  load, in a build that also sought empty partitions to 0 at recovery, a change since taken
-  back that lost a record on its own: the agent stays per record until units are shown safe
-  without it.)
+  several records, `PartitionJudge.apply_many` with Faust's `take_events`, judged 111.6k
+  events/s against ~42k one record at a time; the records it lost after a kill -9 were
+  most likely Faust's flow-control clear, now fixed, but in 15 stress runs one worker
+  stopped consuming after a rebalance, cause not found: the agent stays per record until
+  units are shown safe; branch `units-experiment`.)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
 """
 
