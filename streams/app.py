@@ -13,7 +13,7 @@
   events/s against ~42k one record at a time; the records it lost after a kill -9 were
   most likely Faust's flow-control clear, now fixed, but in 15 stress runs one worker
   stopped consuming after a rebalance, cause not found: the agent stays per record until
-  units are shown safe; branch `units-experiment`.)
+  units are shown safe; the agent of commit c86d431 is the one tried.)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
 """
 
