@@ -11,7 +11,7 @@
   re-reads after a crash are harmless (see `streams.partition`). (Applying units of
   several records, `PartitionJudge.apply_many` with Faust's `take_events`, judged 111.6k
   events/s against ~42k one record at a time; the records it lost after a kill -9 were
-  most likely Faust's flow-control clear, now fixed, but in 20 stress runs one worker
+  most likely Faust's flow-control clear, now fixed, but in 21 stress runs one worker
   stopped consuming after a rebalance, cause not found: the agent stays per record until
   units are shown safe; the agent of commit c86d431 is the one tried.)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
