@@ -78,6 +78,12 @@ def _logsumexp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
+def e_text(log_value: float) -> str:
+    """An e-value for people and JSON (3 significant digits), from its log; capped where
+    `exp` would overflow."""
+    return f"{math.exp(min(log_value, 700.0)):.3g}"
+
+
 def change_prior_mass(before: int, after: int, prior_start: float) -> float:
     """Prior mass of "the change happened at a request index in (before, after]" (plus the
     step-start mass when ``before == 0``). Sums to at most 1 over any sequence of batches."""

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from trafficlight.streams.evidence import sample_ratio_log_e
+from trafficlight.streams.evidence import e_text, sample_ratio_log_e
 from trafficlight.streams.thresholds import JudgeSettings
 
 
@@ -45,10 +45,6 @@ class StaticShares:
     def percentage(self, config_version: int, domain: str) -> float | None:
         shares = self.by_version.get(config_version)
         return None if shares is None else shares.get(domain)
-
-
-def _e(log_value: float) -> str:
-    return f"{math.exp(min(log_value, 700.0)):.3g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +71,13 @@ class SampleRatio:
         sign = ">=" if self.mismatch else "<"
         return (f"sample ratio: unified {self.unified}/{self.requests} "
                 f"({self.observed_pct:.1f}%) of requests vs {self.configured_pct:g}% configured "
-                f"(e-value {_e(self.log_e)} {sign} {_e(self.log_threshold)})")
+                f"(e-value {e_text(self.log_e)} {sign} {e_text(self.log_threshold)})")
 
     def to_evidence(self) -> dict[str, Any]:
         """JSON-ready, for the unified verdict's `evidence`."""
         return {"unified": self.unified, "requests": self.requests,
-                "configured_pct": self.configured_pct, "e_value": float(_e(self.log_e)),
-                "threshold": float(_e(self.log_threshold))}
+                "configured_pct": self.configured_pct, "e_value": float(e_text(self.log_e)),
+                "threshold": float(e_text(self.log_threshold))}
 
 
 def sample_ratio(unified: int, legacy: int, configured_pct: float | None,

@@ -40,6 +40,7 @@ from trafficlight.streams.evidence import (
     Mixture,
     RatioDetector,
     UpperEvidence,
+    e_text,
 )
 from trafficlight.streams.sample_ratio import SampleRatio
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
@@ -235,10 +236,6 @@ class DomainState:
         return state
 
 
-def _e(log_value: float) -> str:
-    return f"{math.exp(min(log_value, 700.0)):.3g}"
-
-
 @dataclass(frozen=True, slots=True)
 class Judgement:
     """A target's verdict on its evidence, why, and the evidence itself (JSON-ready)."""
@@ -274,14 +271,15 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
     for m in Metric:
         evidence[m.value] = {"hits": t.hits(m)}
     for m, d in ev.critical.items():
-        evidence[m.value]["critical"] = {"rate": d.p0, "e_value": float(_e(d.log_value)),
-                                         "threshold": float(_e(d.log_threshold))}
+        evidence[m.value]["critical"] = {"rate": d.p0, "e_value": float(e_text(d.log_value)),
+                                         "threshold": float(e_text(d.log_threshold))}
     for m, d in ev.warning.items():
-        evidence[m.value]["warning"] = {"rate": d.p0, "e_value": float(_e(d.log_value)),
-                                        "threshold": float(_e(d.log_threshold))}
+        evidence[m.value]["warning"] = {"rate": d.p0, "e_value": float(e_text(d.log_value)),
+                                        "threshold": float(e_text(d.log_threshold))}
     for m, e in ev.healthy.items():
-        evidence[m.value]["below_warning"] = {"rate": e.p_max, "e_value": float(_e(e.log_value)),
-                                              "threshold": float(_e(e.log_threshold))}
+        evidence[m.value]["below_warning"] = {"rate": e.p_max,
+                                              "e_value": float(e_text(e.log_value)),
+                                              "threshold": float(e_text(e.log_threshold))}
 
     def figure(m: Metric) -> str:
         share = 100 * t.hits(m) / n if n else 0.0
@@ -295,13 +293,14 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
     if critical:
         reasons = tuple(
             f"{figure(m)}: above critical {100 * ev.critical[m].p0:g}% "
-            f"(e-value {_e(ev.critical[m].log_value)} >= {_e(ev.critical[m].log_threshold)})"
+            f"(e-value {e_text(ev.critical[m].log_value)} >= "
+            f"{e_text(ev.critical[m].log_threshold)})"
             for m in critical)
         return Judgement(Health.CRITICAL, reasons, critical, warning, evidence)
     if warning:
         reasons = tuple(
             f"{figure(m)}: above warning {100 * ev.warning[m].p0:g}% "
-            f"(e-value {_e(ev.warning[m].log_value)} >= {_e(ev.warning[m].log_threshold)})"
+            f"(e-value {e_text(ev.warning[m].log_value)} >= {e_text(ev.warning[m].log_threshold)})"
             for m in warning)
         return Judgement(Health.WARNING, reasons, critical, warning, evidence)
     unshown = [m for m in WARNING_METRICS if not ev.healthy[m].shown]
@@ -309,7 +308,7 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
         return Judgement(Health.HEALTHY, (), (), (), evidence)
     reasons = tuple(
         f"{figure(m)}: not yet shown below {100 * ev.healthy[m].p_max:g}% "
-        f"(e-value {_e(ev.healthy[m].log_value)} < {_e(ev.healthy[m].log_threshold)})"
+        f"(e-value {e_text(ev.healthy[m].log_value)} < {e_text(ev.healthy[m].log_threshold)})"
         for m in unshown)
     return Judgement(Health.INSUFFICIENT_DATA, reasons, (), (), evidence)
 
@@ -358,16 +357,16 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
         ratio = state.ratio[metric]
         legacy_breach = metric in state.shared or (legacy is not None and (
             metric in legacy.critical or _WARNING_OF[metric] in legacy.warning))
-        worse = f"unified vs legacy e-value {_e(ratio.log_value)}"
+        worse = f"unified vs legacy e-value {e_text(ratio.log_value)}"
         if not legacy_breach:
             why = f"{describe(metric, limits)}: unified breaches critical, legacy does not"
             return Outcome(Decision.ROLLBACK, Rule.UNIFIED_BREACH, (why,), True)
         if ratio.fired:
             why = (f"{describe(metric, limits)}: both breach critical but unified is "
-                   f"significantly worse ({worse} >= {_e(ratio.log_threshold)})")
+                   f"significantly worse ({worse} >= {e_text(ratio.log_threshold)})")
             return Outcome(Decision.ROLLBACK, Rule.UNIFIED_BREACH, (why,), True)
         shared.append(f"{describe(metric, limits)}: legacy breaches too and unified is not "
-                      f"significantly worse ({worse} < {_e(ratio.log_threshold)})")
+                      f"significantly worse ({worse} < {e_text(ratio.log_threshold)})")
     # 4. Every unified breach is shared with legacy (provider trouble): hold (a sample-ratio
     #    mismatch is named too: the comparison with legacy is biased).
     if shared:
