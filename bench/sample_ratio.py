@@ -21,12 +21,15 @@ import argparse
 import time
 from dataclasses import replace
 
-import numpy as np
-
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.sample_ratio import StaticShares, sample_ratio
 from trafficlight.streams.thresholds import JudgeSettings
-from trafficlight.tools.simulate import RUNBOOK_VOLUMES_PER_H, Scenario, generate_batches
+from trafficlight.tools.simulate import (
+    RUNBOOK_VOLUMES_PER_H,
+    Scenario,
+    generate_batches,
+    sticky_run_totals,
+)
 
 START_TS = 1_795_852_800.0
 
@@ -45,19 +48,10 @@ def run(batches: list, shares: StaticShares | None) -> tuple[float, int, int]:
 
 def false_mismatch_steps(settings: JudgeSettings, run_length: int, steps: int = 200) -> int:
     """Healthy steps (share as configured) in which the guard ever says mismatch."""
-    fired = 0
-    for seed in range(steps):
-        rng = np.random.default_rng(seed)
-        share = (0.01, 0.10, 0.50)[seed % 3]
-        unified = legacy = 0
-        for _ in range(100):
-            k = int((rng.random(25) < share).sum()) * run_length
-            unified, legacy = unified + k, legacy + 25 * run_length - k
-            guard = sample_ratio(unified, legacy, share * 100, settings)
-            if guard is not None and guard.mismatch:
-                fired += 1
-                break
-    return fired
+    return sum(any(guard is not None and guard.mismatch
+                   for guard in (sample_ratio(unified, legacy, pct, settings)
+                                 for pct, unified, legacy in sticky_run_totals(seed, run_length)))
+               for seed in range(steps))
 
 
 def runs_table() -> None:

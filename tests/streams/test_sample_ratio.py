@@ -24,6 +24,7 @@ from trafficlight.streams.verdicts import (
     decide,
     judge_target,
 )
+from trafficlight.tools.simulate import sticky_run_totals
 
 LIMITS, SETTINGS = Thresholds(), JudgeSettings()
 ODDS = SETTINGS.srm_alternatives
@@ -110,19 +111,10 @@ def test_the_guard_settings_are_read_from_the_judge_table() -> None:
 def _steps_with_a_false_mismatch(settings: JudgeSettings, run_length: int) -> int:
     """Healthy steps, of 60, whose requests come in sticky runs of `run_length` (one sender,
     one target; runs on unified at the configured share) and that ever show a mismatch."""
-    fired = 0
-    for seed in range(60):
-        rng = np.random.default_rng(seed)
-        share = (0.01, 0.10, 0.50)[seed % 3]
-        unified = legacy = 0
-        for _ in range(100):  # looks, 25 runs apart
-            k = int((rng.random(25) < share).sum()) * run_length
-            unified, legacy = unified + k, legacy + 25 * run_length - k
-            guard = sample_ratio(unified, legacy, share * 100, settings)
-            if guard is not None and guard.mismatch:
-                fired += 1
-                break
-    return fired
+    return sum(any(guard is not None and guard.mismatch
+                   for guard in (sample_ratio(unified, legacy, pct, settings)
+                                 for pct, unified, legacy in sticky_run_totals(seed, run_length)))
+               for seed in range(60))
 
 
 def test_healthy_traffic_in_sticky_runs_of_four_never_shows_a_mismatch() -> None:

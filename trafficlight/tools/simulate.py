@@ -243,6 +243,21 @@ def routed_to_for(bucket: int, pct: float) -> Target:
     return Target.UNIFIED if bucket < unified_buckets(pct) else Target.LEGACY
 
 
+def sticky_run_totals(seed: int, run_length: int, looks: int = 100,
+                      runs_per_look: int = 25) -> Iterator[tuple[float, int, int]]:
+    """Healthy routing by sticky sender, as the sample-ratio guard sees it: each run is
+    `run_length` requests of one sender, all on one target, and runs land on unified at the
+    configured share (1 %, 10 % or 50 % by `seed`). Yields (configured %, unified, legacy)
+    totals after each look, `runs_per_look` runs apart."""
+    rng = np.random.default_rng(seed)
+    share = (0.01, 0.10, 0.50)[seed % 3]
+    unified = legacy = 0
+    for _ in range(looks):
+        k = int((rng.random(runs_per_look) < share).sum()) * run_length
+        unified, legacy = unified + k, legacy + runs_per_look * run_length - k
+        yield share * 100, unified, legacy
+
+
 @dataclass(slots=True)
 class _Chunk:
     """One chunk of generated events, as columns (codes index `domains` and `_TARGETS`)."""
