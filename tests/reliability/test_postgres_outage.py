@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -60,8 +59,7 @@ async def test_a_60s_postgres_outage_keeps_routing_and_the_sink_catches_up_exact
         tmp_path: Path, kafka_bootstrap: str, own_postgres: EmbeddedPostgres,
         upstream: UpstreamProcess, reap: Callable[[Any], Any],
         figures: Callable[[str], None]) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    topics = WorkerTopics(f"pg-events-{suffix}", f"pg-verdicts-{suffix}", f"pg-worker-{suffix}")
+    topics = WorkerTopics.fresh("pg-")
     await ensure_topics(kafka_bootstrap, {topics.events: 2, topics.verdicts: 2})
     # Both log their database errors during the outage: with a password in the URL to leak.
     database_url = with_password(own_postgres.url)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -124,9 +123,7 @@ class VerdictReader:
 async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_faults(
         tmp_path: Path, kafka_bootstrap: str, database_url: str,
         reap: Callable[[WorkerProcess], WorkerProcess], figures: Callable[[str], None]) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    topics = WorkerTopics(f"faults-events-{suffix}", f"faults-verdicts-{suffix}",
-                          f"faults-worker-{suffix}")
+    topics = WorkerTopics.fresh("faults-")
     await ensure_topics(kafka_bootstrap, {topics.events: PARTITIONS,
                                           topics.verdicts: PARTITIONS})
     t0 = float(math.floor(time.time()) - 240)

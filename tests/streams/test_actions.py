@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -192,8 +191,7 @@ async def test_two_workers_racing_promote_once(database_url: str) -> None:
 async def test_worker_rolls_back_through_set_routing_enabled_end_to_end(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    topics = WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
+    topics = WorkerTopics.fresh()
     conn = await connect(database_url)
     try:
         await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
@@ -229,8 +227,7 @@ async def test_worker_rolls_back_through_set_routing_enabled_end_to_end(
 async def test_a_worker_promotes_the_stored_plan_on_healthy_traffic_end_to_end(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    topics = WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
+    topics = WorkerTopics.fresh()
     conn = await connect(database_url)
     try:
         await conn.execute("SELECT set_rollout_plan('{10,25}', '0', 'rollout day', 3)")

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -119,8 +118,7 @@ def _at_share(t0: float, seconds: int, unified_pct: float, version: int
 
 async def test_a_worker_stores_a_hold_for_three_percent_on_unified_against_ten_configured(
         kafka_bootstrap: str, database_url: str, tmp_path: Path) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    topics = WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
+    topics = WorkerTopics.fresh()
     conn = await connect(database_url)
     try:
         await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
@@ -164,8 +162,7 @@ def _verdict_key(verdict: dict[str, Any]) -> bytes:
 
 async def test_replay_with_config_db_yields_the_verdicts_the_guarded_live_worker_published(
         kafka_bootstrap: str, database_url: str, tmp_path: Path) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    topics = WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
+    topics = WorkerTopics.fresh()
     conn = await connect(database_url)
     try:
         await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")

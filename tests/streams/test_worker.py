@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,6 @@ from tests.streams.worker_harness import (
 from trafficlight.base.kafka import ensure_topics
 
 StartWorker = Callable[..., WorkerProcess]
-
-
-@pytest.fixture
-def worker_topics() -> WorkerTopics:
-    suffix = uuid.uuid4().hex[:10]
-    return WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,12 +29,6 @@ from trafficlight.streams.metrics import DECISION_VALUE, HEALTH_VALUE, Partition
 from trafficlight.streams.verdicts import Decision, Health
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def worker_topics() -> WorkerTopics:
-    suffix = uuid.uuid4().hex[:10]
-    return WorkerTopics(f"events-{suffix}", f"verdicts-{suffix}", f"worker-{suffix}")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,13 @@ class WorkerTopics:
     events: str
     verdicts: str
     app_id: str
+
+    @classmethod
+    def fresh(cls, prefix: str = "") -> WorkerTopics:
+        """Topic names and an app id no other test uses (`prefix` names the suite)."""
+        suffix = uuid.uuid4().hex[:10]
+        return cls(f"{prefix}events-{suffix}", f"{prefix}verdicts-{suffix}",
+                   f"{prefix}worker-{suffix}")
 
     @property
     def dead_letters(self) -> str:
