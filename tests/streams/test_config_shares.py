@@ -9,8 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.streams.worker_harness import (
     make_events,
     produce,
     read_until,
+    running,
 )
 from trafficlight.base.db import connect
 from trafficlight.streams.config_shares import ShareCache, load_shares
@@ -32,14 +32,10 @@ async def _latest_version(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT max(id) FROM webhook_routing_config"))
 
 
-@asynccontextmanager
-async def _running(cache: ShareCache) -> AsyncIterator[ShareCache]:
-    task = asyncio.create_task(cache.run())
-    try:
-        yield cache
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+async def _start_rollout(conn: asyncpg.Connection) -> int:
+    """10 % of every rollout domain on unified; the config version that makes."""
+    await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
+    return await _latest_version(conn)
 
 
 async def _until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
@@ -56,7 +52,7 @@ async def test_the_cache_knows_every_version_at_start_and_fetches_a_new_one_once
     try:
         await conn.execute("SELECT update_routing_percentage(10, 'start')")
         ten = await _latest_version(conn)
-        async with _running(ShareCache(database_url)) as cache:
+        async with running(ShareCache(database_url)) as cache:
             await _until(lambda: ten in cache.known)  # read at the start, not asked for
             assert (cache.percentage(ten, "jobs"), cache.queries) == (10.0, 1)
             await conn.execute("SELECT update_routing_percentage(25, 'jobs first', 'jobs')")
@@ -72,9 +68,9 @@ async def test_the_cache_knows_every_version_at_start_and_fetches_a_new_one_once
         await conn.close()
 
 
-async def test_postgres_down_leaves_the_guard_off_and_the_cache_running() -> None:
+async def test_postgres_down_leaves_the_guard_off_and_the_cacherunning() -> None:
     cache = ShareCache("postgresql://trafficlight@127.0.0.1:1/none", retry_s=0.05)
-    async with _running(cache):
+    async with running(cache):
         assert cache.percentage(2, "jobs") is None
         await asyncio.sleep(0.5)
         assert cache.percentage(2, "jobs") is None
@@ -83,7 +79,7 @@ async def test_postgres_down_leaves_the_guard_off_and_the_cache_running() -> Non
 
 async def test_a_version_postgres_does_not_have_is_given_up_after_its_tries(
         database_url: str) -> None:
-    async with _running(ShareCache(database_url, retry_s=0.01, tries=3)) as cache:
+    async with running(ShareCache(database_url, retry_s=0.01, tries=3)) as cache:
         assert cache.percentage(987_654, "jobs") is None
         await _until(lambda: 987_654 in cache.known)
         assert (cache.known[987_654], cache.queries) == ({}, 1 + 3)
@@ -121,8 +117,7 @@ async def test_a_worker_stores_a_hold_for_three_percent_on_unified_against_ten_c
     topics = WorkerTopics.fresh()
     conn = await connect(database_url)
     try:
-        await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
-        version = await _latest_version(conn)
+        version = await _start_rollout(conn)
         t0 = float(math.floor(time.time()) - 150)
         events = _at_share(t0, 120, 3.0, version)
         first = [e for e in events if e["ts"] < t0 + 10]
@@ -165,8 +160,7 @@ async def test_replay_with_config_db_yields_the_verdicts_the_guarded_live_worker
     topics = WorkerTopics.fresh()
     conn = await connect(database_url)
     try:
-        await conn.execute("SELECT update_routing_percentage(10, 'start rollout')")
-        version = await _latest_version(conn)
+        version = await _start_rollout(conn)
     finally:
         await conn.close()
     t0 = float(math.floor(time.time() / 10) * 10 - 250)
@@ -207,7 +201,7 @@ async def test_replay_with_config_db_yields_the_verdicts_the_guarded_live_worker
 
 async def test_hostile_versions_never_queue_more_than_max_wanted_queries(
         database_url: str) -> None:
-    async with _running(ShareCache(database_url, retry_s=0.01, tries=1, max_wanted=2)) as cache:
+    async with running(ShareCache(database_url, retry_s=0.01, tries=1, max_wanted=2)) as cache:
         await _until(lambda: cache.queries >= 1)  # the start's read of every version
         for version in range(10**9, 10**9 + 50):  # events stamped with versions nobody made
             assert cache.percentage(version, "jobs") is None

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.streams.worker_harness import make_events, produce_raw, wait_for
+from tests.streams.worker_harness import make_events, produce_raw, running, wait_for
 from trafficlight.base.db import connect
 from trafficlight.base.local_services import EmbeddedPostgres
 from trafficlight.streams.events import encode_events
@@ -43,17 +41,6 @@ async def _publish_judged(bootstrap: str, options: SinkOptions, events: list[dic
         await produce_raw(bootstrap, options.changelog_topic, [value], key=key)
     await produce_raw(bootstrap, options.verdicts_topic, verdicts, key=b"jobs")
     return len(verdicts)
-
-
-@contextlib.asynccontextmanager
-async def _running(sink: PostgresSink) -> AsyncIterator[PostgresSink]:
-    task = asyncio.create_task(sink.run())
-    try:
-        yield sink
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _counts(database_url: str) -> tuple[int, int, int, int]:
@@ -92,7 +79,7 @@ async def test_events_buckets_and_verdicts_land_in_their_tables(
     events = make_events(_start_s(), 2000, per_s=100, error_every=20)
     await _publish_judged(kafka_bootstrap, options, events)
 
-    async with _running(PostgresSink(options)):
+    async with running(PostgresSink(options)):
         logs, requests, windows, _ = await _wait_for_counts(database_url, 2000, 2000)
 
     assert (logs, requests, windows) == (2000, 2000, 2)
@@ -115,13 +102,13 @@ async def test_redelivered_records_are_stored_once(kafka_bootstrap: str,
     suffix = uuid.uuid4().hex[:10]
     first = _options(kafka_bootstrap, database_url, suffix, group="first")
     await _publish_judged(kafka_bootstrap, first, make_events(_start_s(), 1500, per_s=100))
-    async with _running(PostgresSink(first)):
+    async with running(PostgresSink(first)):
         once = await _wait_for_counts(database_url, 1500, 1500)
 
     # A second group re-reads every record from the start, as after a lost commit.
     again = _options(kafka_bootstrap, database_url, suffix, group="again")
     sink = PostgresSink(again)
-    async with _running(sink):
+    async with running(sink):
         await wait_for(lambda: sink.rows_written >= once[0] + once[2] + once[3], 30,
                        "the second sink did not re-write everything")
 
@@ -136,7 +123,7 @@ async def test_postgres_down_then_back_loses_nothing(kafka_bootstrap: str,
         options = _options(kafka_bootstrap, postgres.url, uuid.uuid4().hex[:10],
                            retry_max_s=0.5)
         t0 = _start_s()
-        async with _running(PostgresSink(options)):
+        async with running(PostgresSink(options)):
             await _publish_judged(kafka_bootstrap, options, make_events(t0, 500))
             assert (await _wait_for_counts(postgres.url, 500, 500))[:2] == (500, 500)
             postgres.stop()

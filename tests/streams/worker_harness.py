@@ -6,16 +6,17 @@ A worker runs as `trafficlight worker` in a subprocess so a test can SIGKILL it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -81,6 +82,27 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+
+
+class Service(Protocol):
+    """A service of the worker's process that runs until cancelled (the sink, the share cache)."""
+
+    async def run(self) -> None: ...
+
+
+ServiceT = TypeVar("ServiceT", bound=Service)
+
+
+@contextlib.asynccontextmanager
+async def running(service: ServiceT) -> AsyncIterator[ServiceT]:
+    """`service.run()` as a task for the block, cancelled after it (a crash in it is raised)."""
+    task = asyncio.create_task(service.run())
+    try:
+        yield service
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def make_events(start_s: float, count: int, *, domain: str = "jobs", per_s: float = 100,
