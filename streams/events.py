@@ -78,11 +78,14 @@ class RoutingEvent(NamedTuple):
     label: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC JSON object; `label` only when set."""
-        out = self._asdict()
-        if out["label"] is None:
-            del out["label"]
-        return out
+        """The SPEC JSON object; `label` only when set (the router's events never set it)."""
+        if self.label is None:
+            return dict(zip(_SPEC_FIELDS, self, strict=False))  # stops before `label`
+        return self._asdict()
+
+
+#: `RoutingEvent`'s fields without `label`: the SPEC event object's keys, in order.
+_SPEC_FIELDS = RoutingEvent._fields[:-1]
 
 
 class EventStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):

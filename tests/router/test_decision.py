@@ -78,6 +78,16 @@ def test_a_domain_the_row_protects_stays_on_legacy(key: str, percentage: float) 
     assert choose_target(config, "jobs", key) == "legacy"
 
 
+@given(key=keys, percentage=percentages,
+       spelling=st.sampled_from(["jobs", "JOBS", "Jobs"]), row_spelling=st.sampled_from(
+           ["jobs", "JOBS", "Jobs"]))
+def test_a_protected_domain_stays_on_legacy_in_any_letter_case(
+        key: str, percentage: float, spelling: str, row_spelling: str) -> None:
+    config = RoutingConfig(9, percentage, True, ROLLOUT | {spelling}, frozenset({row_spelling}))
+    assert choose_target(config, spelling, key) == "legacy"
+    assert config.knows(spelling)
+
+
 @given(domain=domains, key=keys, percentage=percentages)
 def test_disabled_routing_sends_everything_to_legacy(
         domain: str, key: str, percentage: float) -> None:

@@ -59,6 +59,12 @@ class RoutingConfig:
     notes: str | None = field(default=None, compare=False)
     created_by: str | None = field(default=None, compare=False)
     domain_overrides: Mapping[str, DomainSetting] = field(default_factory=dict)
+    #: Every protected name in lower case (built in and the row's): checked per webhook.
+    _protected_folded: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_protected_folded", BUILTIN_PROTECTED_DOMAINS | frozenset(
+            protected.lower() for protected in self.protected_domains))
 
     def setting_for(self, domain: str) -> DomainSetting:
         """The percentage and switch in force for one rollout domain."""
@@ -67,9 +73,7 @@ class RoutingConfig:
 
     def is_protected(self, domain: str) -> bool:
         """By name in any letter case: ``/webhook/Mobility`` is still mobility's traffic."""
-        folded = domain.lower()
-        return folded in BUILTIN_PROTECTED_DOMAINS or any(
-            folded == protected.lower() for protected in self.protected_domains)
+        return domain.lower() in self._protected_folded
 
     def knows(self, domain: str) -> bool:
         return domain in self.domains or self.is_protected(domain)
