@@ -11,6 +11,8 @@ with ``git archive`` and run from that tree; ``--baseline-rev ""`` skips it). Th
 2. open loop at ``--rate`` req/s: p50/p99 direct and through each router, the p99 added;
 3. the broker stopped (events go to the on-disk spool: ``buffer_max_bytes`` is 256 KiB here):
    the routers again at 16 and 64 connections, and the throughput kept.
+The routers run on the interpreter that runs the bench: start it from a virtualenv of a
+PGO-built CPython (Debian's, the official Docker image's) to measure that build.
 Every line carries the 1-minute load average: everything shares the machine's cores, so the
 load generator, the upstream, the routers and the broker (and anything else running) compete.
 Targets (issue 14): <= 100 us CPU per webhook, >= 4x the baseline, >= 0.35x nginx per process,
