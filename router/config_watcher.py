@@ -23,7 +23,7 @@ from typing import Protocol
 import asyncpg
 import orjson
 
-from trafficlight.base.db import connect, redact, uses_transaction_pooler
+from trafficlight.base.db import listening_connection
 from trafficlight.base.errors import DatabaseUnavailable, first_line
 from trafficlight.base.retry import Backoff
 from trafficlight.base.routing_config import NO_CONFIG, RoutingConfig, fetch_current_config
@@ -106,23 +106,18 @@ class ConfigWatcher:
             await asyncio.sleep(backoff.delay_s(failures))
 
     async def _follow_connection(self) -> None:
-        conn = await connect(self.database_url, timeout_s=self.poll_s)
         try:
-            if uses_transaction_pooler(self.database_url):
-                log.warning("routing config: %s is a transaction pooler, LISTEN cannot work "
-                            "there; polling every %.0fs", redact(self.database_url), self.poll_s)
-            else:
-                await conn.add_listener(CONFIG_CHANNEL, self._on_notify)
-                self.listening = True
-            while True:
-                self._apply_row(await fetch_current_config(conn, timeout=self.poll_s))
-                await asyncio.sleep(self.poll_s)
-                if conn.is_closed():
-                    raise DatabaseUnavailable("connection closed")
+            async with listening_connection(
+                    self.database_url, CONFIG_CHANNEL, self._on_notify, what="routing config",
+                    poll_s=self.poll_s, timeout_s=self.poll_s) as (conn, listening):
+                self.listening = listening
+                while True:
+                    self._apply_row(await fetch_current_config(conn, timeout=self.poll_s))
+                    await asyncio.sleep(self.poll_s)
+                    if conn.is_closed():
+                        raise DatabaseUnavailable("connection closed")
         finally:
             self.listening = False
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=1)
 
     def _apply_row(self, config: RoutingConfig | None) -> None:
         if config is None:

@@ -171,3 +171,18 @@ async def test_a_malformed_override_in_a_notification_is_ignored(database_url: s
         assert watcher.config == loaded
     finally:
         await watcher.stop()
+
+
+async def test_through_a_transaction_pooler_the_config_is_polled(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    pooled = f"{database_url}?prepared_statements=false"  # treated as a transaction pooler
+    caplog.set_level(logging.WARNING, logger="trafficlight")
+    watcher = ConfigWatcher(pooled, poll_s=0.2)
+    await watcher.start()
+    try:
+        await run_sql(database_url, "SELECT update_routing_percentage(35, 'polled, not heard')")
+        await wait_for(lambda: watcher.config.percentage == 35.0)
+        assert not watcher.listening
+    finally:
+        await watcher.stop()
+    assert "routing config: " in caplog.text and "LISTEN cannot work there; polling" in caplog.text

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from trafficlight.base.errors import DatabaseUnavailable, first_line
+
+log = logging.getLogger(__name__)
 
 #: Supabase's pooler port: transaction pooling, where prepared statements do not survive.
 TRANSACTION_POOLER_PORT = 6543
@@ -82,3 +87,31 @@ async def create_pool(
     if pool is None:  # asyncpg types it Optional; it is only None when awaited twice
         raise DatabaseUnavailable(f"cannot create a pool for {redact(url)}")
     return pool
+
+
+@contextlib.asynccontextmanager
+async def listening_connection(
+    url: str, channel: str, on_notify: Callable[..., object], *, what: str, poll_s: float,
+    timeout_s: float = 10,
+) -> AsyncIterator[tuple[asyncpg.Connection, bool]]:
+    """A connection LISTENing on ``channel`` (each NOTIFY calls ``on_notify``) and whether it
+    does: through a transaction pooler, or a proxy that refuses LISTEN, the follower can only
+    poll (every ``poll_s``, said once per connection in a warning naming ``what``). Closed
+    on the way out, whatever happened."""
+    conn = await connect(url, timeout_s=timeout_s)
+    try:
+        listening = False
+        if uses_transaction_pooler(url):
+            log.warning("%s: %s is a transaction pooler, LISTEN cannot work there; polling "
+                        "every %.0fs", what, redact(url), poll_s)
+        else:
+            try:
+                await conn.add_listener(channel, on_notify)
+                listening = True
+            except asyncpg.PostgresError as exc:
+                log.warning("%s: LISTEN %s refused (%s); polling every %.0fs", what, channel,
+                            first_line(exc), poll_s)
+        yield conn, listening
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=1)

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from trafficlight.base.db import connect, connect_args, redact, uses_transaction_pooler
+from trafficlight.base.db import connect_args, listening_connection
 from trafficlight.base.errors import DatabaseUnavailable, first_line
 from trafficlight.base.retry import Backoff, retry_until_done
 from trafficlight.streams.plan_store import PLAN_CHANNEL, plan_status, read_plan, read_plan_history
@@ -89,30 +89,21 @@ class PlanFollower:
                     "plan block; retrying in %.1fs", first_line(exc), delay_s)
 
     async def _follow_connection(self) -> None:
-        conn = await connect(self.database_url, timeout_s=TIMEOUT_S)
         try:
-            if uses_transaction_pooler(self.database_url):
-                log.warning("alerts: %s is a transaction pooler, LISTEN cannot work there; "
-                            "polling the rollout plan every %.0fs",
-                            redact(self.database_url), self.poll_s)
-            else:
-                try:
-                    await conn.add_listener(PLAN_CHANNEL, self._on_notify)
-                    self.listening = True
-                except asyncpg.PostgresError as exc:  # a proxy that refuses LISTEN: poll
-                    log.warning("alerts: LISTEN %s refused (%s); polling the rollout plan "
-                                "every %.0fs", PLAN_CHANNEL, first_line(exc), self.poll_s)
-            while True:
-                self._wake.clear()  # before the read: a NOTIFY during it wakes the next one
-                await asyncio.wait_for(self._read(conn), TIMEOUT_S)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
-                if conn.is_closed():
-                    raise DatabaseUnavailable("connection closed")
+            async with listening_connection(
+                    self.database_url, PLAN_CHANNEL, self._on_notify,
+                    what="alerts: rollout plan", poll_s=self.poll_s,
+                    timeout_s=TIMEOUT_S) as (conn, listening):
+                self.listening = listening
+                while True:
+                    self._wake.clear()  # before the read: a NOTIFY during it wakes the next
+                    await asyncio.wait_for(self._read(conn), TIMEOUT_S)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    if conn.is_closed():
+                        raise DatabaseUnavailable("connection closed")
         finally:
             self.listening = False
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=1)
 
     async def _read(self, conn: asyncpg.Connection) -> None:
         if self.detector.last_version is None:
