@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from tests.streams.helpers import T0, interleave, records
 from trafficlight.streams.events import encode_events
 from trafficlight.streams.partition import (
+    Applied,
     PartitionJudge,
     decode_bucket,
     parse_key,
     partition_key,
 )
+from trafficlight.streams.verdicts import Verdict
 
 NOW_S = T0 + 3600
 
@@ -27,13 +29,29 @@ def _record_values(seconds: int = 20) -> list[bytes]:
     return [encode_events(events[i:i + 25]) for i in range(0, len(events), 25)]
 
 
+def _store(table: dict[bytes, bytes], applied: Applied) -> None:
+    """What the changelog-backed table holds after `applied`'s writes and deletes."""
+    table.update(applied.writes)
+    for key in applied.deletes:
+        table.pop(key, None)
+
+
 def _run(values: list[bytes], judge: PartitionJudge, table: dict[bytes, bytes],
          first_offset: int = 0) -> None:
     for offset, value in enumerate(values[first_offset:], start=first_offset):
+        _store(table, judge.apply(offset, value, NOW_S))
+
+
+def _straight(values: list[bytes]) -> tuple[dict[bytes, bytes], list[list[Verdict]]]:
+    """A run without a crash, one record at a time: the table it leaves, each record's
+    verdicts."""
+    table: dict[bytes, bytes] = {}
+    judge, verdicts = PartitionJudge(0), []
+    for offset, value in enumerate(values):
         applied = judge.apply(offset, value, NOW_S)
-        table.update(applied.writes)
-        for key in applied.deletes:
-            table.pop(key, None)
+        verdicts.append(list(applied.verdicts))
+        _store(table, applied)
+    return table, verdicts
 
 
 def _totals(table: dict[bytes, bytes]) -> dict[tuple[str, str, int], tuple[int, int, int]]:
@@ -84,7 +102,7 @@ def test_restore_rebuilds_the_same_verdicts_as_an_uninterrupted_run() -> None:
     for offset, value in enumerate(values[:20]):
         applied = first.apply(offset, value, NOW_S)
         verdicts += applied.verdicts
-        table.update(applied.writes)
+        _store(table, applied)
     restored = PartitionJudge.restore(0, table.items())
     for offset, value in enumerate(values[20:], start=20):
         verdicts += restored.apply(offset, value, NOW_S).verdicts
@@ -162,15 +180,7 @@ def test_a_crash_mid_record_then_re_reading_gives_the_same_buckets_and_verdicts(
     verdicts (records at or below the restored offset are skipped: their verdicts went out).
     """
     values = _record_values()
-    expected: dict[bytes, bytes] = {}
-    straight = PartitionJudge(0)
-    straight_verdicts = []
-    for offset, value in enumerate(values):
-        applied = straight.apply(offset, value, NOW_S)
-        straight_verdicts.append(applied.verdicts)
-        expected.update(applied.writes)
-        for key in applied.deletes:
-            expected.pop(key, None)
+    expected, straight_verdicts = _straight(values)
 
     table: dict[bytes, bytes] = {}
     judge = PartitionJudge(0)
@@ -186,9 +196,7 @@ def test_a_crash_mid_record_then_re_reading_gives_the_same_buckets_and_verdicts(
                                    start=max(0, crash_record - resume_from)):
         again = restarted.apply(offset, value, NOW_S)
         verdicts += again.verdicts
-        table.update(again.writes)
-        for key in again.deletes:
-            table.pop(key, None)
+        _store(table, again)
 
     assert _totals(table) == _totals(expected)
     assert restarted.counters.events == len(values) * 25
@@ -216,25 +224,14 @@ def test_records_applied_in_units_give_the_buckets_and_verdicts_of_one_at_a_time
     from the start in other units: the buckets end as in a run one record at a time, and the
     records after the restored offset give exactly their verdicts."""
     values = _record_values()
-    expected: dict[bytes, bytes] = {}
-    straight = PartitionJudge(0)
-    straight_verdicts = []
-    for offset, value in enumerate(values):
-        applied = straight.apply(offset, value, NOW_S)
-        straight_verdicts.append(applied.verdicts)
-        expected.update(applied.writes)
-        for key in applied.deletes:
-            expected.pop(key, None)
+    expected, straight_verdicts = _straight(values)
 
     table: dict[bytes, bytes] = {}
     judge = PartitionJudge(0)
     units = _units(values, 0, sizes)
     crash_unit = min(crash_unit, len(units) - 1)
     for unit in units[:crash_unit]:
-        applied = judge.apply_many(unit, NOW_S)
-        table.update(applied.writes)
-        for key in applied.deletes:
-            table.pop(key, None)
+        _store(table, judge.apply_many(unit, NOW_S))
     applied = judge.apply_many(units[crash_unit], NOW_S)
     for key in list(applied.writes)[:written]:
         table[key] = applied.writes[key]
@@ -245,9 +242,7 @@ def test_records_applied_in_units_give_the_buckets_and_verdicts_of_one_at_a_time
     for unit in _units(values, 0, resume_sizes):
         again = restarted.apply_many(unit, NOW_S)
         verdicts += again.verdicts
-        table.update(again.writes)
-        for key in again.deletes:
-            table.pop(key, None)
+        _store(table, again)
 
     assert _totals(table) == _totals(expected)
     assert restarted.counters.events == len(values) * 25
