@@ -37,7 +37,7 @@ from trafficlight.base.errors import first_line
 from trafficlight.base.retry import Backoff, retry_until_done
 from trafficlight.streams.events import decode_record
 from trafficlight.streams.partition import decode_bucket, parse_key
-from trafficlight.streams.verdicts import BadVerdict, Decision, decode_verdict
+from trafficlight.streams.verdicts import BadVerdict, Decision, Verdict, decode_verdict
 
 log = logging.getLogger("trafficlight.sink")
 
@@ -54,9 +54,6 @@ ON CONFLICT (domain, routed_to, window_start) DO UPDATE SET
     p99_ms = excluded.p99_ms, histogram = excluded.histogram, updated_at = now()
 WHERE excluded.requests >= w.requests
 """
-
-#: Where the decision stands in a verdict row tuple (`SinkBatch.add_verdict`).
-_DECISION = 11
 
 _UPSERT_VERDICT = """
 INSERT INTO webhook_routing_verdicts AS v (domain, routed_to, window_start, window_end,
@@ -106,7 +103,7 @@ class SinkBatch:
 
     logs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     windows: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
-    verdicts: dict[tuple[str, str, float], tuple[Any, ...]] = field(default_factory=dict)
+    verdicts: dict[tuple[str, str, float], Verdict] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.logs) + len(self.windows) + len(self.verdicts)
@@ -143,10 +140,14 @@ class SinkBatch:
             return
         key = (v.domain, v.routed_to, v.window_start)
         held = self.verdicts.get(key)
-        if held is not None and held[_DECISION] == Decision.ROLLBACK != v.decision:
+        if held is not None and held.decision == Decision.ROLLBACK != v.decision:
             return  # as the upsert does: a rollback keeps its bucket's row
-        self.verdicts[key] = (
-            v.domain, v.routed_to, v.window_start, v.window_end, v.requests, v.errors,
+        self.verdicts[key] = v
+
+
+def _verdict_row(v: Verdict) -> tuple[Any, ...]:
+    """`_UPSERT_VERDICT`'s parameters."""
+    return (v.domain, v.routed_to, v.window_start, v.window_end, v.requests, v.errors,
             v.error_pct, v.p50_ms, v.p95_ms, v.p99_ms, v.verdict, v.decision, list(v.reasons))
 
 
@@ -166,7 +167,8 @@ async def write_batch(conn: asyncpg.Connection, batch: SinkBatch) -> None:
         if batch.windows:
             await conn.executemany(_UPSERT_WINDOW, list(batch.windows.values()))
         if batch.verdicts:
-            await conn.executemany(_UPSERT_VERDICT, list(batch.verdicts.values()))
+            await conn.executemany(_UPSERT_VERDICT,
+                                   [_verdict_row(v) for v in batch.verdicts.values()])
 
 
 class PostgresSink:
