@@ -49,6 +49,14 @@ def counts_index(values_us: np.ndarray) -> np.ndarray:
     return ((bucket + 1) << _HALF_MAGNITUDE) + sub_bucket - _HALF_COUNT
 
 
+def slots_of(response_time_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each latency's counts slot (ms, clamped into 1 ms .. 1 h) and whether it was clamped:
+    one vectorised pass over a whole batch, whichever histograms its values go to."""
+    values_us = (np.asarray(response_time_ms, np.float64) * 1000.0).astype(np.int64)
+    clamped = np.clip(values_us, LOWEST_US, HIGHEST_US)
+    return counts_index(clamped), clamped != values_us
+
+
 class LatencyHistogram:
     """Counts of response times; `counts[i]` is HDR slot i. Mutable, merge in place.
 
@@ -79,12 +87,19 @@ class LatencyHistogram:
         """Record a batch of latencies in ms; returns how many were clamped into range."""
         if not len(response_time_ms):
             return 0
-        values_us = (np.asarray(response_time_ms, np.float64) * 1000.0).astype(np.int64)
-        clamped = np.clip(values_us, LOWEST_US, HIGHEST_US)
-        outside = int(np.count_nonzero(clamped != values_us))
-        self.counts += np.bincount(counts_index(clamped), minlength=COUNTS_LEN)
+        slots, clamped = slots_of(response_time_ms)
+        self.counts += np.bincount(slots, minlength=COUNTS_LEN)
         self._changed()
-        return outside
+        return int(clamped.sum())
+
+    def record_slots(self, slots: np.ndarray) -> None:
+        """Record latencies given as their slots (`slots_of`): a few values (a sparse
+        bucket's share of a batch) cost no full-size temporary."""
+        if len(slots) > COUNTS_LEN // 8:
+            self.counts += np.bincount(slots, minlength=COUNTS_LEN)
+        else:
+            np.add.at(self.counts, slots, 1)
+        self._changed()
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other`'s counts: the histogram of the union of both samples."""

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from trafficlight.streams.events import ROUTED_TO, EventBatch, Target
-from trafficlight.streams.histogram import LatencyHistogram
+from trafficlight.streams.histogram import LatencyHistogram, slots_of
 from trafficlight.streams.sample_ratio import ConfiguredShares, sample_ratio
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import (
@@ -80,10 +80,18 @@ class BucketAggregate:
 
     def add(self, ts_s: np.ndarray, response_time_ms: np.ndarray, is_error: np.ndarray) -> None:
         """Record events that fall in this bucket."""
+        slots, clamped = slots_of(response_time_ms)
+        self.add_slots(ts_s, slots, is_error, int(clamped.sum()))
+
+    def add_slots(self, ts_s: np.ndarray, slots: np.ndarray, is_error: np.ndarray,
+                  clamped: int) -> None:
+        """`add` with the latencies as their slots (`slots_of`, computed once per batch) and
+        how many of them were clamped."""
         offsets = (ts_s - self.start_s).astype(np.int64)
         self.requests_by_s += np.bincount(offsets, minlength=self.bucket_s)
         self.errors_by_s += np.bincount(offsets[is_error], minlength=self.bucket_s)
-        self.clamped += self.histogram.record_many(response_time_ms)
+        self.histogram.record_slots(slots)
+        self.clamped += clamped
         self.min_ts_s = min(self.min_ts_s, float(ts_s.min()))
         self.max_ts_s = max(self.max_ts_s, float(ts_s.max()))
 
@@ -316,7 +324,7 @@ class Judge:
         order = np.argsort(group, kind="stable")
         sorted_groups = group[order]
         cuts = np.flatnonzero(np.diff(sorted_groups)) + 1
-        latency = batch.response_time_ms[lo:hi]
+        slots, clamped = slots_of(batch.response_time_ms[lo:hi])
         errors = batch.is_error[lo:hi]
         for part in np.split(order, cuts):
             g = int(group[part[0]])
@@ -324,10 +332,10 @@ class Judge:
                 continue
             key = self._keys[g // 1_000_003]
             bucket_start = first + (g % 1_000_003) * bucket_s
-            piece = BucketAggregate.empty(bucket_start, bucket_s)
-            piece.add(ts[part], latency[part], errors[part])
-            self.counters.clamped_latencies += piece.clamped
-            self._merge_bucket(key, piece)
+            part_clamped = int(clamped[part].sum())
+            self.counters.clamped_latencies += part_clamped
+            self._add_to_bucket(key, bucket_start, ts[part], slots[part], errors[part],
+                                part_clamped)
 
     def _count(self, batch: EventBatch, codes: np.ndarray, lo: int, hi: int,
                on_time: np.ndarray) -> None:
@@ -345,20 +353,39 @@ class Judge:
         versions = batch.config_version[lo:hi][on_time]
         np.maximum.at(self._pending_version, code, versions)
 
+    def _add_to_bucket(self, key: tuple[str, str], start_s: int, ts: np.ndarray,
+                       slots: np.ndarray, errors: np.ndarray, clamped: int) -> None:
+        """Events of one target and bucket into that bucket, and into the target's trailing
+        window when the bucket is in it."""
+        bucket, window = self._bucket(key, start_s, self.settings.bucket_s)
+        bucket.add_slots(ts, slots, errors, clamped)
+        if window is not None:
+            window.requests_by_s[:1] += len(ts)
+            window.errors_by_s[:1] += int(errors.sum())
+            window.histogram.record_slots(slots)
+
     def _merge_bucket(self, key: tuple[str, str], piece: BucketAggregate) -> None:
+        """A whole aggregate (a first stage, or restored state) into its bucket, likewise."""
+        bucket, window = self._bucket(key, piece.start_s, piece.bucket_s)
+        bucket.merge(piece)
+        if window is not None:
+            window.requests_by_s[:1] += piece.requests
+            window.errors_by_s[:1] += piece.errors
+            window.histogram.merge(piece.histogram)
+
+    def _bucket(self, key: tuple[str, str], start_s: int, bucket_s: int
+                ) -> tuple[BucketAggregate, BucketAggregate | None]:
+        """The target's bucket at `start_s` (made if new, marked changed), and its trailing
+        window if that bucket is in it."""
         target = self._targets.get(key)
         if target is None:
             target = self._new_target(key)
-        bucket = target.buckets.get(piece.start_s)
+        bucket = target.buckets.get(start_s)
         if bucket is None:
-            bucket = target.buckets[piece.start_s] = BucketAggregate.empty(
-                piece.start_s, piece.bucket_s)
-        bucket.merge(piece)
-        if target.window is not None and piece.start_s >= target.window_first_s:
-            target.window.requests_by_s[:1] += piece.requests
-            target.window.errors_by_s[:1] += piece.errors
-            target.window.histogram.merge(piece.histogram)
-        self._dirty.add((*key, piece.start_s))
+            bucket = target.buckets[start_s] = BucketAggregate.empty(start_s, bucket_s)
+        self._dirty.add((*key, start_s))
+        in_window = target.window is not None and start_s >= target.window_first_s
+        return bucket, target.window if in_window else None
 
     # -- evaluate -------------------------------------------------------------------------
 

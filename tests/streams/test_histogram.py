@@ -10,6 +10,7 @@ from trafficlight.streams.histogram import (
     LOWEST_US,
     SIGNIFICANT_DIGITS,
     LatencyHistogram,
+    slots_of,
 )
 
 latencies = st.lists(st.floats(min_value=0, max_value=5_000_000, allow_nan=False), max_size=200)
@@ -23,6 +24,18 @@ def test_counts_match_hdrhistogram_record_value(values: list[float]) -> None:
     for v in values:
         reference.record_value(min(max(int(v * 1000), LOWEST_US), HIGHEST_US))
     assert np.array_equal(ours.counts, np.ctypeslib.as_array(reference.counts))
+
+
+@given(st.lists(st.floats(min_value=0, max_value=5_000_000, allow_nan=False), max_size=600))
+def test_recording_slots_equals_recording_the_latencies(values: list[float]) -> None:
+    """Few values take `np.add.at`, many a bincount: both give `record_many`'s counts."""
+    direct, by_slot = LatencyHistogram(), LatencyHistogram()
+    clamped_direct = direct.record_many(np.array(values))
+    slots, clamped = slots_of(np.array(values))
+    by_slot.record_slots(slots)
+    assert by_slot == direct
+    assert int(clamped.sum()) == clamped_direct
+    assert by_slot.percentiles_ms(50, 95) == direct.percentiles_ms(50, 95)
 
 
 @given(latencies, latencies)
