@@ -75,7 +75,8 @@ def _logsumexp(values: Sequence[float]) -> float:
     top = max(values)
     if top <= LOG_ZERO:
         return LOG_ZERO
-    return top + math.log(sum(math.exp(v - top) for v in values))
+    exp = math.exp
+    return top + math.log(sum([exp(v - top) for v in values]))
 
 
 def e_text(log_value: float) -> str:
@@ -161,11 +162,14 @@ class ChangeDetector:
         cap = self.log_threshold + self.headroom_nats
         batch_cap = self.max_batch_nats
         log_d = self.log_d
+        log1p, exp = math.log1p, math.exp
         for j, (hit, miss) in enumerate(self._terms):
             llr = k * hit + (n - k) * miss
             if llr > batch_cap:
                 llr = batch_cap
-            d = llr + _logaddexp(log_d[j], log_mass)
+            # _logaddexp(log_d[j], log_mass), inlined: this loop is the judge's hottest.
+            hi, lo = (log_mass, log_d[j]) if log_d[j] < log_mass else (log_d[j], log_mass)
+            d = llr + (hi if lo <= LOG_ZERO else hi + log1p(exp(lo - hi)))
             log_d[j] = d if d < cap else cap
         self.requests += n
         self._log_value = self._mix()

@@ -116,7 +116,8 @@ class Counts:
     slow_critical: int = 0
 
     def hits(self, metric: Metric) -> int:
-        return int(getattr(self, metric.value))
+        hits: int = getattr(self, metric)  # a StrEnum member is its field's name
+        return hits
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.requests + other.requests, self.errors + other.errors,
