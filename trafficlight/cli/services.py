@@ -11,7 +11,7 @@ import click
 from trafficlight.base import settings
 from trafficlight.base.kafka import ensure_topics
 from trafficlight.base.local_services import BrokerKind, embedded_services
-from trafficlight.base.signals import wait_for_stop_signal
+from trafficlight.base.signals import StopSignals
 from trafficlight.tools.migrate import apply_migrations
 
 
@@ -41,6 +41,7 @@ def migrate(directory: Path | None) -> None:
 def services(data_dir: Path | None, run_migrations: bool, kafka: str) -> None:
     """Start a local Kafka broker and Postgres; print `export` lines; Ctrl-C stops both."""
 
+    stop = StopSignals()  # before anything starts: a signal meanwhile still stops it all
     with embedded_services(data_dir or settings.STATE_DIR, BrokerKind(kafka)) as running:
         asyncio.run(ensure_topics(running.bootstrap_servers))
         if run_migrations:
@@ -49,5 +50,5 @@ def services(data_dir: Path | None, run_migrations: bool, kafka: str) -> None:
             click.echo(line)
         click.echo("# embedded services running; Ctrl-C to stop", err=True)
         sys.stdout.flush()
-        wait_for_stop_signal()
+        stop.wait()
     click.echo("stopped", err=True)
