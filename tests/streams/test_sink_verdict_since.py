@@ -64,5 +64,5 @@ def test_a_batch_keeps_a_rollback_over_a_later_verdict_of_its_bucket() -> None:
              "error_pct", "p50_ms", "p95_ms", "p99_ms", "verdict", "decision", "reasons"),
             row, strict=True))))
 
-    [(_, _, _, end_s, *_, decision, _)] = batch.verdicts.values()
-    assert (end_s, decision) == (START_S + 301, "rollback")
+    [kept] = batch.verdicts.values()
+    assert (kept.window_end, kept.decision) == (START_S + 301, "rollback")
