@@ -88,8 +88,7 @@ class LatencyHistogram:
         if not len(response_time_ms):
             return 0
         slots, clamped = slots_of(response_time_ms)
-        self.counts += np.bincount(slots, minlength=COUNTS_LEN)
-        self._changed()
+        self.record_slots(slots)
         return int(clamped.sum())
 
     def record_slots(self, slots: np.ndarray) -> None:
