@@ -78,15 +78,10 @@ class BucketAggregate:
     def errors(self) -> int:
         return int(self.errors_by_s.sum())
 
-    def add(self, ts_s: np.ndarray, response_time_ms: np.ndarray, is_error: np.ndarray) -> None:
-        """Record events that fall in this bucket."""
-        slots, clamped = slots_of(response_time_ms)
-        self.add_slots(ts_s, slots, is_error, int(clamped.sum()))
-
     def add_slots(self, ts_s: np.ndarray, slots: np.ndarray, is_error: np.ndarray,
                   clamped: int) -> None:
-        """`add` with the latencies as their slots (`slots_of`, computed once per batch) and
-        how many of them were clamped."""
+        """Record events that fall in this bucket, their latencies as slots (`slots_of`,
+        computed once per batch), and how many of those latencies were clamped."""
         offsets = (ts_s - self.start_s).astype(np.int64)
         self.requests_by_s += np.bincount(offsets, minlength=self.bucket_s)
         self.errors_by_s += np.bincount(offsets[is_error], minlength=self.bucket_s)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.streams.helpers import T0, batch, interleave, records
+from trafficlight.streams.histogram import slots_of
 from trafficlight.streams.judge import BucketAggregate, Judge
 from trafficlight.streams.verdicts import Verdict
 
@@ -132,7 +133,8 @@ def test_merging_bucket_parts_equals_aggregating_the_union(events, split) -> Non
         agg = BucketAggregate.empty(int(T0), 10)
         if part:
             ts, ms, err = (np.array(c) for c in zip(*part, strict=True))
-            agg.add(T0 + ts, ms, err.astype(bool))
+            slots, clamped = slots_of(ms)
+            agg.add_slots(T0 + ts, slots, err.astype(bool), int(clamped.sum()))
         return agg
     merged = aggregate(events[:split])
     merged.merge(aggregate(events[split:]))
