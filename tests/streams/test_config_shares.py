@@ -68,7 +68,7 @@ async def test_the_cache_knows_every_version_at_start_and_fetches_a_new_one_once
         await conn.close()
 
 
-async def test_postgres_down_leaves_the_guard_off_and_the_cacherunning() -> None:
+async def test_postgres_down_leaves_the_guard_off_and_the_cache_running() -> None:
     cache = ShareCache("postgresql://trafficlight@127.0.0.1:1/none", retry_s=0.05)
     async with running(cache):
         assert cache.percentage(2, "jobs") is None
