@@ -404,6 +404,9 @@ def wait_until_delivered(url: str, timeout_s: float = 120) -> None:
         with urllib.request.urlopen(health, timeout=5) as answer:
             clear = clear + 1 if orjson.loads(answer.read())["events_spooled"] == 0 else 0
         time.sleep(0.25)
+    if clear < 8:
+        print(f"    {health}: spool not delivered after {timeout_s:.0f} s; "
+              "the figures after the outage include its delivery")
 
 
 if __name__ == "__main__":
