@@ -184,6 +184,10 @@ class Spool:
                     if not self.append(record):
                         break
                     taken.append(record)
+                # On disk here before they leave `other`: a crash between the two then
+                # repeats them (at least once) instead of losing them; unwritable: they stay.
+                if self.flush():
+                    break
                 other.consume(taken)
                 moved += sum(record.events for record in taken)
                 if len(taken) < len(chunk):

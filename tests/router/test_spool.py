@@ -121,3 +121,21 @@ def test_a_closed_spool_keeps_its_unwritten_records(open_spool: OpenSpool) -> No
         spool.append(record)
     assert spool.close() == 0
     assert open_spool(max_bytes=1 << 20).peek(10) == records(2)
+
+
+def test_adopted_records_are_on_disk_before_they_leave_the_old_spool(tmp_path: Path) -> None:
+    old = Spool(tmp_path / "old", max_bytes=1 << 20)
+    for record in records(5):
+        assert old.append(record)
+    old.flush()
+    new = Spool(tmp_path / "new", max_bytes=1 << 20)
+    assert new.adopt(old) == 5  # closes `old`
+
+    crashed_here = Spool(tmp_path / "new", max_bytes=1 << 20)  # `new` never closed
+    old_again = Spool(tmp_path / "old", max_bytes=1 << 20)
+    try:
+        assert crashed_here.peek(10) == records(5)
+        assert old_again.empty
+    finally:
+        for spool in (crashed_here, old_again, new):
+            spool.close()
