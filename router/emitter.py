@@ -18,7 +18,7 @@ import logging
 from collections import deque
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
 
 from trafficlight.base.retry import Backoff
 from trafficlight.router.spool import Record, Spool
@@ -190,8 +190,12 @@ class EventEmitter:
         A producer keeps the partitions it last saw. A broker that came back without the
         topic (one with memory storage, e.g. the embedded Tansu) may acknowledge records sent
         to a partition it has not got and never serve them: never send on stale metadata.
+        A lookup that failed (the broker still down) counts as a failed send: a chunk sent on
+        the old metadata would wait in the producer and go out the moment the broker is back,
+        before its topic is.
         """
-        await producer.client.force_metadata_update()
+        if not await producer.client.force_metadata_update():
+            raise KafkaConnectionError("no fresh metadata from the broker")
         if not producer.client.cluster.partitions_for_topic(self.topic):
             raise UnknownTopicOrPartitionError(f"topic {self.topic} not in the broker's metadata")
         self._recheck_partitions = False

@@ -170,3 +170,41 @@ async def test_after_a_broker_restart_events_go_only_to_partitions_the_broker_ha
         broker.stop()
     assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
         f"{domain}-{n}" for domain in ("jobs", "marketplace") for n in range(1, 11))
+
+
+async def test_nothing_is_sent_while_the_broker_is_down_to_land_when_it_comes_back_empty(
+        tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
+    """While the broker is down, the metadata lookup after a failure fails too; sending on the
+    producer's old metadata then would leave a batch waiting in the producer, delivered the
+    moment the broker is back, before its topic is: Tansu, restarted empty, acknowledges such
+    records and never serves them. So nothing goes out until fresh metadata shows the topic."""
+    topic = unique_topic("back-empty")
+    broker = EmbeddedBroker().start()
+    bootstrap = broker.bootstrap_servers
+    try:
+        await ensure_topics(bootstrap, {topic: 2})
+        emitter = EventEmitter(bootstrap, topic, Spool(tmp_path, 1 << 20), batch_max_events=1,
+                               batch_linger_s=0.01, request_timeout_s=2)
+        await emitter.start()
+        emitter.emit(event("jobs", 0))
+        assert len(await consume_events(bootstrap, topic, 1)) == 1
+        broker.stop()
+        for n in range(1, 11):
+            emitter.emit(event("jobs", n))
+            emitter.emit(event("marketplace", n))
+        async with asyncio.timeout(60):
+            while emitter.send_failures < 3:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.2)  # a retry sent on the old metadata would be in flight now
+        broker.start()
+        await asyncio.sleep(3)  # the broker is back without the topic
+        await ensure_topics(bootstrap, {topic: 2})
+        try:
+            records = await consume_events(bootstrap, topic, 20, timeout_s=30)
+        except TimeoutError:
+            records = []
+        await emitter.stop()
+    finally:
+        broker.stop()
+    assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
+        f"{domain}-{n}" for domain in ("jobs", "marketplace") for n in range(1, 11))
