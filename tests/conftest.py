@@ -52,16 +52,28 @@ def _containers() -> Iterator[TestServices]:
         yield TestServices(kafka.get_bootstrap_server(), url)
 
 
-@pytest.fixture
-def service_dir() -> Iterator[Path]:
-    """A data folder for an embedded service, outside pytest's tmp tree.
+def _service_folder() -> Iterator[Path]:
+    """A data folder for embedded services, outside pytest's tmp tree.
 
     Postgres runs as another user when we are root, and every pytest run resets its own tmp
-    root to mode 0700, which would lock a concurrent run's Postgres out of its data.
+    root to mode 0700: a Postgres with its data in there is locked out of it the moment
+    another pytest starts (its shutdown checkpoint PANICs, recent commits are lost).
     """
     folder = Path(tempfile.mkdtemp(prefix="trafficlight-test-"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def service_dir() -> Iterator[Path]:
+    """This test's folder for the services it starts itself (see `_service_folder`)."""
+    yield from _service_folder()
+
+
+@pytest.fixture(scope="module")
+def module_service_dir() -> Iterator[Path]:
+    """The module's folder for the services its fixtures start (see `_service_folder`)."""
+    yield from _service_folder()
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,9 @@ ROLLOUT = ("jobs", "marketplace", "property")
 
 
 @pytest.fixture
-async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
+async def own_postgres(service_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
     """A Postgres this test alone may stop and start; migrated, routing at 50 %."""
-    postgres = await asyncio.to_thread(EmbeddedPostgres(tmp_path / "postgres").start)
+    postgres = await asyncio.to_thread(EmbeddedPostgres(service_dir / "postgres").start)
     await apply_migrations(postgres.url)
     conn = await connect(postgres.url)
     try:

@@ -116,8 +116,8 @@ async def test_redelivered_records_are_stored_once(kafka_bootstrap: str,
 
 
 async def test_postgres_down_then_back_loses_nothing(kafka_bootstrap: str,
-                                                     tmp_path: Path) -> None:
-    postgres = EmbeddedPostgres(tmp_path / "pg").start()
+                                                     service_dir: Path) -> None:
+    postgres = EmbeddedPostgres(service_dir / "pg").start()
     try:
         await apply_migrations(postgres.url)
         options = _options(kafka_bootstrap, postgres.url, uuid.uuid4().hex[:10],

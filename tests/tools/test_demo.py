@@ -122,7 +122,8 @@ async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoRun]:
+async def demo_run(tmp_path_factory: pytest.TempPathFactory, module_service_dir: Path
+                   ) -> AsyncIterator[DemoRun]:
     """A demo with an incident 20 s in, stopped by SIGINT once the rollback is recorded."""
     workdir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items()
@@ -131,7 +132,7 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
         "--dashboard-port", "0", "--incident-at", "20s", "--rollout-plan", "off",
-        "--data-dir", str(workdir / "data"), cwd=workdir, env=env,
+        "--data-dir", str(module_service_dir / "demo"), cwd=workdir, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     run = DemoRun()
     sampler: asyncio.Task[None] | None = None
@@ -286,7 +287,8 @@ def test_the_demo_workers_metrics_show_the_rollback(demo_run: DemoRun) -> None:
 
 
 @pytest.fixture(scope="module")
-async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoRun]:
+async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory, module_service_dir: Path
+                        ) -> AsyncIterator[DemoRun]:
     """A demo with its default rollout plan and an incident 20 s in, stopped by SIGINT once
     the alerts of the rollback and of the plan's pause by it are printed."""
     workdir = tmp_path_factory.mktemp("plan-demo")
@@ -295,8 +297,9 @@ async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     env["TRAFFICLIGHT_HOME"] = str(workdir / "home")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
-        "--dashboard-port", "0", "--incident-at", "20s", "--data-dir", str(workdir / "data"),
-        cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        "--dashboard-port", "0", "--incident-at", "20s", "--data-dir",
+        str(module_service_dir / "plan-demo"), cwd=workdir, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     run = DemoRun()
     try:
         for alert in (r"alert \(would post\): .*critical -> rollback",
