@@ -47,6 +47,9 @@ def open_spool(settings: RouterSettings, adopt: list[Path]) -> Spool:
 
 async def serve(settings: RouterSettings, bootstrap_servers: str, database_url: str | None,
                 adopt_spools: list[Path] | None = None) -> None:
+    # From the start: a SIGTERM while the config or the spool is still opening stops the
+    # router through the `finally` below, not by the default kill.
+    stop = stop_event_on_signals()
     watcher: ConfigWatcher | FixedConfig
     if database_url is None:
         log.warning("DATABASE_URL is not set: no routing config, everything goes to legacy")
@@ -66,7 +69,7 @@ async def serve(settings: RouterSettings, bootstrap_servers: str, database_url: 
         await server.start(settings.host, settings.port, reuse_port=settings.reuse_port)
         log.info("router %s listening on http://%s:%d (config version %d)", settings.router_id,
                  settings.host, settings.port, watcher.config.version)
-        await stop_requested()
+        await stop.wait()
         log.info("router %s stopping: answering %d webhooks in flight", settings.router_id,
                  app.in_flight.count)
         await server.shutdown(settings.drain_timeout_s)
@@ -74,10 +77,6 @@ async def serve(settings: RouterSettings, bootstrap_servers: str, database_url: 
         await app.stop()
         if isinstance(watcher, ConfigWatcher):
             await watcher.stop()
-
-
-async def stop_requested() -> None:
-    await stop_event_on_signals().wait()
 
 
 def process_settings(settings: RouterSettings, index: int, count: int

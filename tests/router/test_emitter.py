@@ -139,6 +139,34 @@ async def test_a_spool_folder_removed_under_a_running_router_does_not_stop_deliv
         f"jobs-{n}" for n in range(40))
 
 
+AFTER_THE_OUTAGE = sorted(f"{domain}-{n}" for domain in ("jobs", "marketplace")
+                          for n in range(1, 11))
+"""The events the restart tests emit while the broker is down."""
+
+
+async def emit_while_the_broker_is_down(broker: EmbeddedBroker, topic: str, spool: Path,
+                                        request_timeout_s: float,
+                                        failures: int) -> EventEmitter:
+    """A started emitter that delivered jobs-0 and marketplace-0 to ``topic`` (2 partitions),
+    then saw ``broker`` stop, was given `AFTER_THE_OUTAGE` and failed ``failures`` sends."""
+    bootstrap = broker.bootstrap_servers
+    await ensure_topics(bootstrap, {topic: 2})
+    emitter = EventEmitter(bootstrap, topic, Spool(spool, 1 << 20), batch_max_events=1,
+                           batch_linger_s=0.01, request_timeout_s=request_timeout_s)
+    await emitter.start()
+    emitter.emit(event("jobs", 0))
+    emitter.emit(event("marketplace", 0))
+    assert len(await consume_events(bootstrap, topic, 2)) == 2
+    broker.stop()
+    for n in range(1, 11):
+        emitter.emit(event("jobs", n))
+        emitter.emit(event("marketplace", n))
+    async with asyncio.timeout(60):
+        while emitter.send_failures < failures:
+            await asyncio.sleep(0.05)
+    return emitter
+
+
 async def test_after_a_broker_restart_events_go_only_to_partitions_the_broker_has(
         tmp_path: Path, unique_topic: Callable[[str], str]) -> None:
     """Tansu comes back empty; here its topic comes back with one partition of two. Sent on
@@ -146,30 +174,15 @@ async def test_after_a_broker_restart_events_go_only_to_partitions_the_broker_ha
     acknowledges and never serves; the emitter looks the partitions up again first."""
     topic = unique_topic("repartitioned")
     broker = EmbeddedBroker().start()
-    bootstrap = broker.bootstrap_servers
     try:
-        await ensure_topics(bootstrap, {topic: 2})
-        emitter = EventEmitter(bootstrap, topic, Spool(tmp_path, 1 << 20), batch_max_events=1,
-                               batch_linger_s=0.01, request_timeout_s=1)
-        await emitter.start()
-        emitter.emit(event("jobs", 0))
-        emitter.emit(event("marketplace", 0))
-        assert len(await consume_events(bootstrap, topic, 2)) == 2
-        broker.stop()
-        for n in range(1, 11):
-            emitter.emit(event("jobs", n))
-            emitter.emit(event("marketplace", n))
-        async with asyncio.timeout(60):
-            while emitter.send_failures == 0:
-                await asyncio.sleep(0.05)
+        emitter = await emit_while_the_broker_is_down(broker, topic, tmp_path, 1, failures=1)
         broker.start()
-        await ensure_topics(bootstrap, {topic: 1})
-        records = await consume_events(bootstrap, topic, 20, timeout_s=60)
+        await ensure_topics(broker.bootstrap_servers, {topic: 1})
+        records = await consume_events(broker.bootstrap_servers, topic, 20, timeout_s=60)
         await emitter.stop()
     finally:
         broker.stop()
-    assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
-        f"{domain}-{n}" for domain in ("jobs", "marketplace") for n in range(1, 11))
+    assert sorted(e["event_id"] for _, events in records for e in events) == AFTER_THE_OUTAGE
 
 
 async def test_nothing_is_sent_while_the_broker_is_down_to_land_when_it_comes_back_empty(
@@ -180,31 +193,17 @@ async def test_nothing_is_sent_while_the_broker_is_down_to_land_when_it_comes_ba
     records and never serves them. So nothing goes out until fresh metadata shows the topic."""
     topic = unique_topic("back-empty")
     broker = EmbeddedBroker().start()
-    bootstrap = broker.bootstrap_servers
     try:
-        await ensure_topics(bootstrap, {topic: 2})
-        emitter = EventEmitter(bootstrap, topic, Spool(tmp_path, 1 << 20), batch_max_events=1,
-                               batch_linger_s=0.01, request_timeout_s=2)
-        await emitter.start()
-        emitter.emit(event("jobs", 0))
-        assert len(await consume_events(bootstrap, topic, 1)) == 1
-        broker.stop()
-        for n in range(1, 11):
-            emitter.emit(event("jobs", n))
-            emitter.emit(event("marketplace", n))
-        async with asyncio.timeout(60):
-            while emitter.send_failures < 3:
-                await asyncio.sleep(0.05)
+        emitter = await emit_while_the_broker_is_down(broker, topic, tmp_path, 2, failures=3)
         await asyncio.sleep(1.2)  # a retry sent on the old metadata would be in flight now
         broker.start()
         await asyncio.sleep(3)  # the broker is back without the topic
-        await ensure_topics(bootstrap, {topic: 2})
+        await ensure_topics(broker.bootstrap_servers, {topic: 2})
         try:
-            records = await consume_events(bootstrap, topic, 20, timeout_s=30)
+            records = await consume_events(broker.bootstrap_servers, topic, 20, timeout_s=30)
         except TimeoutError:
             records = []
         await emitter.stop()
     finally:
         broker.stop()
-    assert sorted(e["event_id"] for _, events in records for e in events) == sorted(
-        f"{domain}-{n}" for domain in ("jobs", "marketplace") for n in range(1, 11))
+    assert sorted(e["event_id"] for _, events in records for e in events) == AFTER_THE_OUTAGE
