@@ -7,7 +7,8 @@ aiohttp upstream in this process. Routing at 50 % with 200 req/s to /webhook/job
 routing keys), so ~100 unified req/s. Each run: healthy traffic, then unified starts failing
 every 20th request (5 %); the clock starts when the upstream sends the first failure and stops
 when this process receives the NOTIFY of `set_routing_enabled(false, ...)`. Between runs,
-routing is re-enabled (after 10 s, once the failures have left the 5-s fast window) and
+routing is re-enabled (after 10 s, once the failing run's events have reached the worker:
+re-enabling starts a new step, whose evidence must not take them in) and
 traffic is healthy again for `--warmup-s`.
 Prints the distribution; the issue's target is <= 5 s. Asserts nothing.
 """
@@ -127,7 +128,7 @@ async def run(runs: int, warmup_s: float, workdir: Path) -> list[float]:
         latencies: list[float] = []
         try:
             for n in range(runs):
-                if n:  # let the failures leave the fast window, or re-enabling rolls back
+                if n:  # the failing run's events reach the worker before the new step begins
                     await asyncio.sleep(10)
                 await listener.execute("SELECT update_routing_percentage(50, 'e2e bench run')")
                 upstream.failing, upstream.first_failure_at = False, None
