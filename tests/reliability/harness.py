@@ -133,13 +133,18 @@ class RouterProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> RouterProcess:
+    def launch(self) -> RouterProcess:
+        """Start the process; do not wait for it to listen."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trafficlight.cli", "router", "--config",
              str(self.config_path)], env=child_env(self.env), cwd=REPO_ROOT,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
+        return self
+
+    async def start(self) -> RouterProcess:
+        self.launch()
         try:
             await wait_http_ok(f"{self.base}/healthz")
         except BaseException:

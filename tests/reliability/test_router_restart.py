@@ -13,11 +13,12 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from tests.reliability.harness import EventCollector, Load, RouterProcess, UpstreamProcess
-from trafficlight.base.local_services import LocalBroker
+from trafficlight.base.local_services import LocalBroker, free_port
 
 RATE_PER_S = 300
 TOTAL_S = 30
@@ -88,3 +89,23 @@ async def test_a_router_restart_under_load_answers_or_cleanly_fails_and_replays_
     assert replaying > 0
     assert missing == set()
     assert health["events_dropped"] == 0
+
+
+@pytest.mark.reliability
+async def test_a_sigterm_while_the_router_is_still_starting_stops_it_gracefully(
+        tmp_path: Path, upstream: UpstreamProcess) -> None:
+    """Stop signals are taken from the start of `serve`: a SIGTERM while the router (one
+    serving process, no supervisor between) still waits for its first config (Postgres and
+    the broker are down here) goes through its graceful stop, exit code 0, not the default
+    kill (-15) that skips closing the spool."""
+    router = RouterProcess.configure(
+        tmp_path, upstream, f"127.0.0.1:{free_port()}",
+        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", processes=1).launch()
+    try:
+        async with asyncio.timeout(60):
+            while b"routing config: database unavailable" not in router.log_path.read_bytes():
+                await asyncio.sleep(0.05)
+        exit_code = await router.stop()
+    finally:
+        router.kill()
+    assert exit_code == 0
