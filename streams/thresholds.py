@@ -53,7 +53,7 @@ from trafficlight.base.settings import read_toml
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Limits for one domain; see the module docstring for the sample rule."""
+    """Limits for one domain (SPEC "Thresholds"), in percent and ms."""
 
     warning_error_pct: float = 0.1
     warning_p95_ms: float = 2000.0
@@ -63,7 +63,7 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class JudgeSettings:
-    """Window sizes, cadence and hysteresis, in whole seconds / evaluation counts."""
+    """Windows and cadence in whole seconds, and the evidence's budgets and mixtures."""
 
     window_s: int = 300
     step_s: int = 1

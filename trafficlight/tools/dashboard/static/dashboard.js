@@ -83,11 +83,12 @@ function thresholdClass(value, limits, warningKey, criticalKey) {
   return "num";
 }
 
-// Why a figure over a threshold can sit beside `healthy`: the sample rule (README, "How a
-// verdict is reached") needs enough errors and a significant rate before it calls a verdict.
+// Why a figure over a threshold can sit beside `healthy` or `insufficient_data`: a verdict
+// follows the step's sequential evidence (README, "How a verdict is reached"), and a few
+// errors in the trailing window are not yet evidence of a rate above the threshold.
 const NOT_SIGNIFICANT =
-  "over the threshold, not significant yet: a warning or critical verdict needs at least " +
-  "5 errors and the 95 % lower bound of the error rate above the threshold";
+  "over the threshold, not significant yet: warning or critical needs the step's evidence " +
+  "(its e-value, in the reasons and the evidence) to reach its line";
 
 function whyCell(row, limits) {
   const td = el("td", row.reasons.join("; "), "muted why");
