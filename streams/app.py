@@ -4,13 +4,17 @@
   per source partition; its entries live in one plain changelog-backed Table. Faust sends a
   table write to the changelog partition of the record being processed, so every entry is
   co-partitioned with its source partition and recovered with it after a rebalance or restart.
-- Per record (never per event): decode, judge, write the changed entries, publish the
-  verdicts of each evaluation (every step of event time: a heartbeat that also carries every
-  change), dead-letter the rejects. A record is done when its writes are handed to the
-  producer, so Faust's commit (after its flush) never passes state the changelog lacks;
-  re-reads after a crash are harmless (see `streams.partition`). (Applying units of
-  several records, `PartitionJudge.apply_many` with Faust's `take_events`, judged 111.6k
-  events/s against ~42k one record at a time; the records it lost after a kill -9 were
+- Per record (never per event): decode, judge, publish the verdicts of each evaluation
+  (every step of event time: a heartbeat that also carries every change) and dead-letter the
+  rejects, then write the changed entries. Output is handed to the producer before the state
+  that says the record is done (the producer appends in order; on one broker they go out in
+  that order): a crash in between re-applies the record, re-publishing identical verdicts,
+  and never leaves a record done whose verdicts were not sent. A record is done when its
+  writes are handed to the producer, so Faust's commit (after its flush) never passes state
+  the changelog lacks; re-reads after a crash are harmless (see `streams.partition`).
+  (Applying units of several records, `PartitionJudge.apply_many` with Faust's
+  `take_events`, judged 111.6k events/s against ~42k one record at a time (79-97k on a quiet
+  machine since); the records it lost after a kill -9 were
   most likely Faust's flow-control clear, now fixed, but in 21 stress runs one worker
   stopped consuming after a rebalance, cause not found: the agent stays per record until
   units are shown safe; the agent of commit c86d431 is the one tried.)
@@ -216,11 +220,9 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         for on_apply in worker.apply_listeners:
             on_apply(time.perf_counter() - started_s)
         worker.replayed_records += applied.replayed
-        for key, value in applied.writes.items():
-            state[key] = value
-        for key in applied.deletes:
-            state.pop(key, None)
-        await changelog_handed_over()
+        # Output before the state that says the record is done: a crash in between re-applies
+        # the record and re-publishes identical verdicts; the other order lost them (a kill -9
+        # after the changelog writes, before the verdict sends).
         for _, reject in applied.rejects:
             log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition,
                         message.offset, reject.reason)
@@ -230,6 +232,11 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         for verdict in applied.verdicts:
             await verdicts.send(key=verdict.domain.encode(),
                                 value=orjson.dumps(verdict.to_dict()))
+        for key, value in applied.writes.items():
+            state[key] = value
+        for key in applied.deletes:
+            state.pop(key, None)
+        await changelog_handed_over()
         if applied.verdicts:
             for listener in worker.verdict_listeners:
                 listener(applied.verdicts)
