@@ -13,11 +13,10 @@
   writes are handed to the producer, so Faust's commit (after its flush) never passes state
   the changelog lacks; re-reads after a crash are harmless (see `streams.partition`).
   (Applying units of several records, `PartitionJudge.apply_many` with Faust's
-  `take_events`, judged 111.6k events/s against ~42k one record at a time (79-97k on a quiet
-  machine since); the records it lost after a kill -9 were
-  most likely Faust's flow-control clear, now fixed, but in 21 stress runs one worker
-  stopped consuming after a rebalance, cause not found: the agent stays per record until
-  units are shown safe; the agent of commit c86d431 is the one tried.)
+  `take_events`, judged 111.6k events/s against 79-97k one record at a time. Under stress,
+  around recovery's seek Faust hands the agent records from before the seek and drops some
+  re-reads, which `apply_many` takes as a gap (a record lost) or a duplicate: the agent stays
+  per record until units guard against that; commit f3cfc36, not on main, tries a guard.)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
 """
 
