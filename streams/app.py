@@ -18,6 +18,8 @@
   re-reads, which `apply_many` takes as a gap (a record lost) or a duplicate: the agent stays
   per record until units guard against that; commit f3cfc36, not on main, tries a guard.)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
+- `streams.recovery_guard` watches Faust's table recovery for a changelog partition it waits
+  on in vain (seen rarely on Apache Kafka after a rebalance) and has it fetched again.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 from trafficlight.streams.deadletters import dead_letter, dead_letter_topic
 from trafficlight.streams.metrics import PartitionPosition
 from trafficlight.streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
+from trafficlight.streams.recovery_guard import RecoveryGuard
 from trafficlight.streams.sample_ratio import ConfiguredShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Verdict
@@ -265,6 +268,13 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         forget(assigned)
+
+    recovery_guard = RecoveryGuard(app)
+
+    @app.timer(2.0)  # type: ignore[untyped-decorator]  # mode untyped
+    async def guard_recovery() -> None:
+        """A changelog partition table recovery waits on in vain is fetched again."""
+        await recovery_guard.check()
 
     @app.timer(options.stats_interval_s)  # type: ignore[untyped-decorator]  # mode untyped
     async def log_stats() -> None:
