@@ -201,13 +201,14 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         both; the worker-faults test runs it on both.
         """
         resume: dict[TP, int] = {}
-        for tp in app.consumer.assignment():
+        assignment = app.consumer.assignment()
+        # Restored afresh, never a judge cached before: when a recovery is slow enough to
+        # overlap the next rebalance, Faust can complete it after the new assignment (and its
+        # `forget`), and the judges it restores then hold a state short of the one this
+        # recovery brought back (seen as buckets of 40 requests for 400).
+        forget(assignment)
+        for tp in assignment:
             if tp.topic == options.events_topic:
-                # Restored afresh, never a judge cached before: when a recovery is slow enough
-                # to overlap the next rebalance, Faust can complete it after the new assignment
-                # (and its `forget`), and the judges it restores then hold a state short of
-                # the one this recovery brought back (seen as buckets of 40 requests for 400).
-                worker.judges.pop(tp.partition, None)
                 judge = judge_for(tp.partition)
                 if judge.offset >= 0:
                     resume[tp] = judge.offset + 1

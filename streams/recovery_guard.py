@@ -65,6 +65,8 @@ class RecoveryGuard:
         started_s = recovery._recovery_started_at if recovery.in_recovery else None
         if started_s != self._recovery_started_s:
             self._recovery_started_s, self._sought_s = started_s, {}
+        if started_s is None:
+            return {}
         received_s = dict(self._sought_s)
         for tp, at_s in recovery._active_events_received_at.items():
             received_s[tp] = max(at_s, received_s.get(tp, at_s))
