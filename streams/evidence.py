@@ -25,9 +25,12 @@ for one request after 100. A mixture over alternatives ``q_j = p0 * m_j`` with w
 
 Robustness to clustered hits (errors come in bursts in real traffic): each batch's log-LR is
 capped at ``max_batch_nats`` (min(LR, C) has E <= 1 too, so validity holds), so one burst inside
-one evaluation step can never alone reach the threshold; it takes hits spread over several
-steps. Each component's log D is capped at ``ln(1/alpha) + headroom`` (min(D, C) keeps the
-supermartingale), so a detector that fired comes back below the line soon after the rate falls.
+one evaluation step cannot alone reach the threshold once the prior's mass on a change that
+recent is small (with the defaults, after ~5,000 requests of a step); it takes hits spread over
+several steps. Bursts spread over several steps do look like a short regression: see README's
+"False-rollback budget" for what they cost. Each component's log D is capped at
+``ln(1/alpha) + headroom`` (min(D, C) keeps the supermartingale), so a detector that fired
+comes back below the line soon after the rate falls.
 
 `UpperEvidence` -- "the rate is BELOW p_warn": the same mixture for alternatives q < p_warn
 without change points (a test martingale from the step start, capped the same way so a later

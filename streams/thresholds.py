@@ -18,13 +18,13 @@ batch_requests = 100          # between heartbeats, a domain is evaluated at the
 bucket         = "10s"        # tumbling bucket of the stored aggregates
 grace          = "10s"        # watermark = max event time - grace
 max_jump       = "5m"         # a single event further ahead needs a second one to confirm it
-alpha          = 0.001        # per detector: P(ever firing in a step | rate <= its threshold)
+alpha          = 0.01         # per detector: P(ever firing in a step | rate <= its threshold)
 healthy_alpha  = 0.01         # per metric: P(ever "shown below warning" | rate >= warning)
 compare_alpha  = 0.001        # unified-vs-legacy test: P(ever "worse" | unified <= legacy)
 max_batch_nats = 12.0         # cap on one step's log likelihood ratio (bursts of errors)
 prior_start    = 0.5          # change-point prior mass on "from the step start"
 alternatives        = [1.5, 2, 3, 5, 10, 20, 50]  # multiples of the null rate mixed over
-alternative_weights = [1, 1, 1, 1, 3, 3, 1]       # their weights (normalised)
+alternative_weights = [4, 2, 1, 1, 2, 3, 1]       # their weights (normalised)
 healthy_alternatives = [0.8, 0.6, 0.4, 0.2, 0.05] # multiples of the warning rate (below it)
 relative_risks = [1.5, 2, 3, 5, 10]               # unified/legacy rate ratios mixed over
 srm_alpha      = 0.001        # sample-ratio guard: P(ever "mismatch" | share within tolerance)
@@ -72,13 +72,13 @@ class JudgeSettings:
     max_jump_s: int = 300
     heartbeat_s: int = 10
     batch_requests: int = 100
-    alpha: float = 1e-3
+    alpha: float = 1e-2
     healthy_alpha: float = 1e-2
     compare_alpha: float = 1e-3
     max_batch_nats: float = 12.0
     prior_start: float = 0.5
     alternatives: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
-    alternative_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 1.0)
+    alternative_weights: tuple[float, ...] = (4.0, 2.0, 1.0, 1.0, 2.0, 3.0, 1.0)
     healthy_alternatives: tuple[float, ...] = (0.8, 0.6, 0.4, 0.2, 0.05)
     relative_risks: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
     srm_alpha: float = 1e-3

@@ -17,6 +17,7 @@ from trafficlight.streams.evidence import (
     change_prior_mass,
     ratio_log_lr,
 )
+from trafficlight.streams.thresholds import JudgeSettings
 
 UP = Mixture.of([1.5, 2, 3, 5, 10, 20, 50], [1, 1, 1, 1, 3, 3, 1])
 DOWN = Mixture.of([0.8, 0.6, 0.4, 0.2, 0.05])
@@ -75,6 +76,24 @@ def test_false_alarms_at_the_null_rate_stay_below_alpha_over_long_horizons() -> 
                 fired += 1
                 break
     assert fired / 400 < alpha
+
+
+def default_error_detector() -> ChangeDetector:
+    s = JudgeSettings()
+    return ChangeDetector.new(0.005, Mixture.of(s.alternatives, s.alternative_weights), s.alpha,
+                              s.max_batch_nats, s.prior_start)
+
+
+def test_one_burst_alone_rolls_back_at_a_steps_start_and_not_after_5000_requests() -> None:
+    # README "How a verdict is reached": the batch cap stops a burst inside one second from
+    # firing alone once the prior holds little mass on so recent a change.
+    at_start = default_error_detector()
+    at_start.update(100, 100)
+    later = default_error_detector()
+    for _ in range(50):
+        later.update(100, 0)
+    later.update(100, 100)
+    assert at_start.fired and not later.fired
 
 
 def test_a_rate_well_above_critical_fires_and_one_below_warning_is_shown_healthy() -> None:
