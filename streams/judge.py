@@ -50,7 +50,9 @@ from trafficlight.streams.windows import step_boundaries, window_bucket_starts
 
 ROUTED_TO_ORDER = ROUTED_TO
 _HEADER = struct.Struct("<4sqqqdd")
-_MAGIC = b"TLB1"
+_MAGIC = b"TLB2"
+_MAGIC_HDR = b"TLB1"
+"""The first encoding, its histogram an HDR V2 blob: still read, no longer written."""
 
 
 @dataclass(slots=True)
@@ -102,21 +104,25 @@ class BucketAggregate:
         self.max_ts_s = max(self.max_ts_s, other.max_ts_s)
 
     def to_bytes(self) -> bytes:
+        """The state table's encoding (the histogram as `LatencyHistogram.to_state_bytes`)."""
         header = _HEADER.pack(_MAGIC, self.start_s, self.bucket_s, self.clamped,
                               self.min_ts_s, self.max_ts_s)
         return (header + self.requests_by_s.astype("<i8").tobytes()
-                + self.errors_by_s.astype("<i8").tobytes() + self.histogram.to_bytes())
+                + self.errors_by_s.astype("<i8").tobytes() + self.histogram.to_state_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BucketAggregate:
+        """Decode `to_bytes`; also reads the first encoding (an HDR V2 histogram), so a
+        worker recovers state written before the compact one."""
         magic, start_s, bucket_s, clamped, min_ts, max_ts = _HEADER.unpack_from(data)
-        if magic != _MAGIC:
+        if magic not in (_MAGIC, _MAGIC_HDR):
             raise ValueError("not a bucket aggregate")
         at = _HEADER.size
         width = 8 * bucket_s
         requests = np.frombuffer(data, "<i8", bucket_s, at).astype(np.int64)
         errors = np.frombuffer(data, "<i8", bucket_s, at + width).astype(np.int64)
-        histogram = LatencyHistogram.from_bytes(data[at + 2 * width:])
+        histogram = (LatencyHistogram.from_state_bytes(data, at + 2 * width)
+                     if magic == _MAGIC else LatencyHistogram.from_bytes(data[at + 2 * width:]))
         return cls(start_s, bucket_s, requests, errors, histogram, clamped, min_ts, max_ts)
 
 

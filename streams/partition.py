@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -116,6 +116,10 @@ class PartitionCounters:
     late_events: int = 0
     time_outliers: int = 0
     clamped_latencies: int = 0
+
+
+_COUNTER_FIELDS = tuple(f.name for f in fields(PartitionCounters))
+"""`dataclasses.asdict` deep-copies: ~60 us a record, where this is ~1 us."""
 
 
 class PartitionJudge:
@@ -267,7 +271,7 @@ class PartitionJudge:
             # Evidence and counts not yet evaluated: the same entry as the offset, so a
             # record's effect on them is applied exactly once.
             "states": self.judge.domain_states(),
-            "counters": asdict(self.counters),
+            "counters": {name: getattr(self.counters, name) for name in _COUNTER_FIELDS},
             # An event the far-future guard holds came in a record already applied: only
             # this entry brings it back after a restart.
             "pending": self.judge.pending_events(),

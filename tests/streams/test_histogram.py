@@ -72,6 +72,14 @@ def test_bytes_round_trip_as_a_standard_hdr_blob() -> None:
     assert HdrHistogram.decode(blob, b64_wrap=False).get_total_count() == 3
 
 
+@given(latencies)
+def test_state_bytes_round_trip_every_histogram(values: list[float]) -> None:
+    histogram = LatencyHistogram()
+    histogram.record_many(np.array(values, np.float64))
+    blob = b"prefix" + histogram.to_state_bytes()
+    assert LatencyHistogram.from_state_bytes(blob, at=6) == histogram
+
+
 def test_empty_histogram_has_no_percentiles() -> None:
     assert LatencyHistogram().percentiles_ms(50, 95) == (None, None)
 

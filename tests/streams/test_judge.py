@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.streams.helpers import T0, batch, interleave, records
 from trafficlight.streams.histogram import slots_of
-from trafficlight.streams.judge import BucketAggregate, Judge
+from trafficlight.streams.judge import _HEADER, BucketAggregate, Judge
 from trafficlight.streams.verdicts import Verdict
 
 
@@ -145,6 +145,18 @@ def test_merging_bucket_parts_equals_aggregating_the_union(events, split) -> Non
     restored = BucketAggregate.from_bytes(merged.to_bytes())
     assert (restored.requests, restored.errors, restored.histogram) == (
         union.requests, union.errors, union.histogram)
+
+
+def test_a_bucket_in_the_first_encoding_with_an_hdr_histogram_still_decodes() -> None:
+    bucket = BucketAggregate.empty(int(T0), 10)
+    slots, _ = slots_of(np.array([15.0, 240.0, 4100.0]))
+    bucket.add_slots(np.array([T0, T0 + 3, T0 + 9]), slots, np.array([False, True, False]), 0)
+    current = bucket.to_bytes()
+    counts_end = _HEADER.size + 2 * 8 * bucket.bucket_s
+    first_encoding = b"TLB1" + current[4:counts_end] + bucket.histogram.to_bytes()
+    restored = BucketAggregate.from_bytes(first_encoding)
+    assert (restored.requests_by_s.tolist(), restored.errors, restored.histogram) == (
+        bucket.requests_by_s.tolist(), 1, bucket.histogram)
 
 
 def test_a_restored_judge_continues_with_the_same_verdicts() -> None:
