@@ -8,6 +8,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -16,9 +17,12 @@ from trafficlight.cli import cli
 from trafficlight.tools.jsonl import write_jsonl
 from trafficlight.tools.simulate import (
     Incident,
+    LatencyProfile,
     Scenario,
     default_incident,
+    default_targets,
     generate,
+    generate_batches,
     read_incidents,
     routed_to_for,
     write_incidents,
@@ -189,3 +193,16 @@ def test_simulate_command_rejects_an_unknown_incident_kind(tmp_path: Path) -> No
 
     assert result.exit_code != 0
     assert "KIND[:DOMAIN]@OFFSET/DURATION" in str(result.exception)
+
+
+def test_errors_in_runs_keep_their_rate_and_triple_the_variance_per_second() -> None:
+    # Runs of mean 2 (geometric): per-second counts vary 2 * 2 - 1 = 3 times Poisson's.
+    bursty = LatencyProfile(380.0, 0.45, 0.5, error_run_mean=2.0)
+    scenario = Scenario(start_ts=DAY_START_TS, duration_s=2 * HOUR_S, diurnal_amplitude=0.0,
+                        volumes_per_h={"jobs": 360_000.0}, percentage_steps=((0.0, 100.0),),
+                        targets={**default_targets(), "unified": bursty}, seed=4)
+    ts = np.concatenate([b.ts_s[b.is_error] for b in generate_batches(scenario)])
+    requests = sum(len(b) for b in generate_batches(scenario))
+    per_s = np.bincount((ts - DAY_START_TS).astype(np.int64), minlength=int(2 * HOUR_S))
+    assert 0.45 < 100 * len(ts) / requests < 0.55
+    assert 2.4 < per_s.var() / per_s.mean() < 3.6

@@ -79,15 +79,22 @@ _TARGETS = (Target.UNIFIED.value, Target.LEGACY.value)
 
 @dataclass(frozen=True, slots=True)
 class LatencyProfile:
-    """Lognormal latency and background error rate of one target (P95: median e^(1.645 sigma))."""
+    """Lognormal latency and background error rate of one target (P95: median e^(1.645 sigma)).
+
+    ``error_run_mean`` > 1: background errors come in runs of consecutive failed requests of
+    the target (geometric lengths of that mean, the rate still ``error_pct``), as a flaky
+    connection pool or a retry storm makes them: per-second error counts then vary about
+    ``2 * error_run_mean - 1`` times as much as independent failures would."""
 
     median_ms: float
     sigma: float
     error_pct: float
+    error_run_mean: float = 1.0
 
     @classmethod
-    def with_p95(cls, p95_ms: float, sigma: float, error_pct: float) -> LatencyProfile:
-        return cls(p95_ms / math.exp(1.6448536 * sigma), sigma, error_pct)
+    def with_p95(cls, p95_ms: float, sigma: float, error_pct: float,
+                 error_run_mean: float = 1.0) -> LatencyProfile:
+        return cls(p95_ms / math.exp(1.6448536 * sigma), sigma, error_pct, error_run_mean)
 
     @property
     def p95_ms(self) -> float:
@@ -347,9 +354,30 @@ class _Generator:
             else:
                 latency[scope] *= incident.latency_factor
         failed = rng.random(n) * 100 < error_pct
+        for code, profile in enumerate(self.profiles):
+            for d in range(len(self.domains)) if profile.error_run_mean > 1 else ():
+                self._runs_of_errors(failed, (target == code) & (domain == d) & (label == 0),
+                                     profile)
         status_index = rng.integers(0, len(_ERROR_STATUSES), n)
         return _Chunk(ts, domain, target, np.round(latency, 2), failed, status_index, step,
                       self.labels[label])
+
+
+    def _runs_of_errors(self, failed: np.ndarray, scope: np.ndarray,
+                        profile: LatencyProfile) -> None:
+        """Redraw the background errors of ``scope`` (one domain's and target's events
+        outside incidents, in time order) as runs: a run starts at a request with probability
+        rate / mean run length, and fails it and the next ones, geometric in number (runs are
+        cut at the chunk's end)."""
+        index = np.flatnonzero(scope)
+        mean = profile.error_run_mean
+        starts = np.flatnonzero(self.rng.random(len(index)) * 100 * mean < profile.error_pct)
+        lengths = self.rng.geometric(1 / mean, len(starts))
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths,
+                                                            lengths)
+        positions = np.repeat(starts, lengths) + offsets
+        failed[index] = False
+        failed[index[positions[positions < len(index)]]] = True
 
 
 def generate_batches(scenario: Scenario) -> Iterator[EventBatch]:
