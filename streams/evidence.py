@@ -157,7 +157,9 @@ class ChangeDetector:
         """The alternative rates, capped below 1 (a multiple past 1 is folded to 0.99)."""
         return [min(self.p0 * m, 0.99) for m in self.mixture.multiples]
 
-    def update(self, n: int, k: int) -> None:
+    def update(self, n: int, k: int, weight: float = 1.0) -> None:
+        """One batch: ``n`` requests, ``k`` hits; its log-LR tempered by ``weight`` in (0, 1]
+        (`Dispersion.weight`, known before the batch: E[LR^w] <= E[LR]^w <= 1 keeps validity)."""
         if n <= 0:
             return
         log_mass = math.log(change_prior_mass(self.requests, self.requests + n,
@@ -167,7 +169,7 @@ class ChangeDetector:
         log_d = self.log_d
         log1p, exp = math.log1p, math.exp
         for j, (hit, miss) in enumerate(self._terms):
-            llr = k * hit + (n - k) * miss
+            llr = (k * hit + (n - k) * miss) * weight
             if llr > batch_cap:
                 llr = batch_cap
             # _logaddexp(log_d[j], log_mass), inlined: this loop is the judge's hottest.
@@ -225,13 +227,14 @@ class UpperEvidence:
         return cls(p_max, mixture, math.log(1 / alpha), headroom_nats, 0,
                    [0.0] * len(mixture.multiples))
 
-    def update(self, n: int, k: int) -> None:
+    def update(self, n: int, k: int, weight: float = 1.0) -> None:
+        """One batch, tempered by ``weight`` as in `ChangeDetector.update`."""
         if n <= 0:
             return
         cap = self.log_threshold + self.headroom_nats
         log_e = self.log_e
         for j, (hit, miss) in enumerate(self._terms):
-            e = log_e[j] + k * hit + (n - k) * miss
+            e = log_e[j] + (k * hit + (n - k) * miss) * weight
             log_e[j] = cap if e > cap else (LOG_ZERO if e < LOG_ZERO else e)
         self.requests += n
         self._log_value = self._mix()
@@ -255,6 +258,70 @@ class UpperEvidence:
         self.requests = int(data[0])
         self.log_e = [float(x) for x in data[1:]]
         self._log_value = self._mix()
+
+
+#: How far above 1 (in standard errors, ~sqrt(2 / hits) for independent requests) the
+#: dispersion estimate must stand before it tempers: independent requests pay nothing.
+_DISPERSION_Z = 2.0
+
+
+@dataclass(slots=True)
+class Dispersion:
+    """How many times more a target's hits per batch vary than independent requests would
+    make them vary: a quasi-likelihood's overdispersion factor, estimated as the step goes.
+
+    Errors and slow requests come in bursts (a flaky pool fails a run of requests, a pause
+    slows a second's worth), and a likelihood of independent requests reads a burst as
+    evidence of a higher rate. Each batch's log-LR is therefore tempered by ``1 / factor``
+    (`weight`), the factor known BEFORE the batch: any predictable weight in (0, 1] keeps
+    every statistic of this module a supermartingale under independent requests (Jensen),
+    and with counts of variance ``phi`` times the binomial one, a weight of ``1 / phi``
+    keeps ``E[LR^w] <= 1`` to second order (McCullagh & Nelder, "Generalized Linear Models",
+    ch. 9, on quasi-likelihood; the same tempering as `sample_ratio_log_e`'s fixed one).
+
+    The estimate compares consecutive batches, ``(k_t - r k_{t-1})^2`` against its mean
+    ``phi (mu_t + r^2 mu_{t-1})`` with ``r = n_t / n_{t-1}`` and the hits as the means: a rate
+    that drifts (a latency creep) cancels out of the difference, and the few differences
+    that straddle a regression's onset are outweighed by the step's history once it has
+    ``min_hits`` hits; before that the weight is 1 (no tempering). ``prior_hits`` pseudo-hits
+    at factor 1 keep early estimates near 1. Never below 1: independent requests pay
+    nothing but the estimate's noise above 1.
+    """
+
+    prior_hits: float
+    min_hits: float
+    squares: float = 0.0
+    expected: float = 0.0
+    last_n: int = 0
+    last_k: int = 0
+
+    @property
+    def factor(self) -> float:
+        if self.expected < self.min_hits:
+            return 1.0
+        hits = self.prior_hits + self.expected
+        estimate = (self.prior_hits + self.squares) / hits
+        return 1.0 + max(0.0, estimate - 1.0 - _DISPERSION_Z * math.sqrt(2.0 / hits))
+
+    @property
+    def weight(self) -> float:
+        return 1.0 / self.factor
+
+    def update(self, n: int, k: int) -> None:
+        if n <= 0:
+            return
+        if self.last_n > 0:
+            r = n / self.last_n
+            self.squares += (k - r * self.last_k) ** 2
+            self.expected += k + r * r * self.last_k
+        self.last_n, self.last_k = n, k
+
+    def to_list(self) -> list[float]:
+        return [self.squares, self.expected, float(self.last_n), float(self.last_k)]
+
+    def restore(self, data: Sequence[float]) -> None:
+        self.squares, self.expected = float(data[0]), float(data[1])
+        self.last_n, self.last_k = int(data[2]), int(data[3])
 
 
 def ratio_log_lr(n_u: int, k_u: int, n_l: int, k_l: int, rho: float) -> float:

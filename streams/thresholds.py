@@ -77,6 +77,8 @@ class JudgeSettings:
     compare_alpha: float = 1e-3
     max_batch_nats: float = 12.0
     prior_start: float = 0.5
+    dispersion_prior_hits: float = 20.0
+    dispersion_min_hits: float = 10.0
     alternatives: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
     alternative_weights: tuple[float, ...] = (4.0, 2.0, 1.0, 1.0, 2.0, 3.0, 1.0)
     healthy_alternatives: tuple[float, ...] = (0.8, 0.6, 0.4, 0.2, 0.05)
@@ -114,6 +116,8 @@ _COUNTS = ("batch_requests",)
 #: Probabilities in (0, 1): key -> (low, high) open bounds.
 _PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start", "srm_alpha",
                   "srm_tolerance")
+#: Pseudo-counts of hits (`streams.evidence.Dispersion`): numbers >= 0.
+_HIT_COUNTS = ("dispersion_prior_hits", "dispersion_min_hits")
 #: Lists of numbers: key -> (low, high) open bounds of each element.
 _LISTS = {"alternatives": (1.0, math.inf), "alternative_weights": (0.0, math.inf),
           "healthy_alternatives": (0.0, 1.0), "relative_risks": (1.0, math.inf),
@@ -133,6 +137,10 @@ def _evidence_key(key: str, value: Any) -> Any:
     if key == "max_batch_nats":
         if not _number(value) or value <= 0:
             raise ConfigError(f"judge.{key} must be a number > 0, got {value!r}")
+        return float(value)
+    if key in _HIT_COUNTS:
+        if not _number(value) or not 0 <= value < math.inf:
+            raise ConfigError(f"judge.{key} must be a number >= 0, got {value!r}")
         return float(value)
     if key == "srm_dispersion":
         if not _number(value) or not 1 <= value < math.inf:
@@ -170,8 +178,8 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
     for key, value in table.items():
         if key in RETIRED_KEYS["judge"]:
             continue
-        if key in _PROBABILITIES or key in _LISTS or key in ("max_batch_nats",
-                                                             "srm_dispersion"):
+        if (key in _PROBABILITIES or key in _LISTS or key in _HIT_COUNTS
+                or key in ("max_batch_nats", "srm_dispersion")):
             changes[key] = _evidence_key(key, value)
         elif key in _DURATIONS:
             try:

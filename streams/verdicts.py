@@ -37,6 +37,7 @@ from trafficlight.base.errors import InvalidInput
 from trafficlight.streams.events import Target
 from trafficlight.streams.evidence import (
     ChangeDetector,
+    Dispersion,
     Mixture,
     RatioDetector,
     UpperEvidence,
@@ -147,6 +148,9 @@ class TargetEvidence:
     critical: dict[Metric, ChangeDetector]
     warning: dict[Metric, ChangeDetector]
     healthy: dict[Metric, UpperEvidence]
+    #: Per metric, how much more its hits vary than independent requests' (bursts): every
+    #: detector of the metric is tempered by it (`streams.evidence.Dispersion`).
+    dispersion: dict[Metric, Dispersion]
     totals: Counts = Counts()
 
     @classmethod
@@ -159,29 +163,36 @@ class TargetEvidence:
             {m: ChangeDetector.new(warning_rate(m, limits), up, s.alpha, s.max_batch_nats,
                                    s.prior_start) for m in WARNING_METRICS},
             {m: UpperEvidence.new(warning_rate(m, limits), down, s.healthy_alpha)
-             for m in WARNING_METRICS})
+             for m in WARNING_METRICS},
+            {m: Dispersion(s.dispersion_prior_hits, s.dispersion_min_hits) for m in Metric})
 
     def update(self, counts: Counts) -> None:
         if counts.requests <= 0:
             return
+        n = counts.requests
+        weight = {m: d.weight for m, d in self.dispersion.items()}  # known before the batch
         for group in (self.critical, self.warning):
             for metric, detector in group.items():
-                detector.update(counts.requests, counts.hits(metric))
+                detector.update(n, counts.hits(metric), weight[metric])
         for metric, evidence in self.healthy.items():
-            evidence.update(counts.requests, counts.hits(metric))
+            evidence.update(n, counts.hits(metric), weight[metric])
+        for metric, dispersion in self.dispersion.items():
+            dispersion.update(n, counts.hits(metric))
         self.totals = self.totals + counts
 
     def to_dict(self) -> dict[str, Any]:
         return {"critical": {m.value: d.to_list() for m, d in self.critical.items()},
                 "warning": {m.value: d.to_list() for m, d in self.warning.items()},
                 "healthy": {m.value: e.to_list() for m, e in self.healthy.items()},
+                "dispersion": {m.value: d.to_list() for m, d in self.dispersion.items()},
                 "totals": [self.totals.requests, self.totals.errors, self.totals.slow_warning,
                            self.totals.slow_critical]}
 
     def load(self, data: dict[str, Any]) -> None:
+        """Restore `to_dict`; state written before the dispersion estimate starts it anew."""
         for name, group in (("critical", self.critical), ("warning", self.warning),
-                            ("healthy", self.healthy)):
-            for metric, values in data[name].items():
+                            ("healthy", self.healthy), ("dispersion", self.dispersion)):
+            for metric, values in data.get(name, {}).items():
                 group[Metric(metric)].restore(values)
         self.totals = Counts(*data["totals"])
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from trafficlight.streams.evidence import (
     ChangeDetector,
+    Dispersion,
     Mixture,
     RatioDetector,
     UpperEvidence,
@@ -141,3 +142,68 @@ def test_detector_state_round_trips_exactly() -> None:
     copy = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
     copy.restore(detector.to_list())
     assert copy == detector
+
+
+def dispersion_after(batches: list[tuple[int, int]]) -> Dispersion:
+    s = JudgeSettings()
+    dispersion = Dispersion(s.dispersion_prior_hits, s.dispersion_min_hits)
+    for n, k in batches:
+        dispersion.update(n, k)
+    return dispersion
+
+
+def binomial_batches(rng: random.Random, rates: list[float], n: int = 100
+                     ) -> list[tuple[int, int]]:
+    return [(n, sum(rng.random() < p for _ in range(n))) for p in rates]
+
+
+def run_batches(rng: random.Random, batches: int, rate: float, mean_run: float,
+                n: int = 100) -> list[tuple[int, int]]:
+    """Hits in runs of consecutive requests (geometric, mean `mean_run`), rate `rate`."""
+    out = []
+    for _ in range(batches):
+        k = 0
+        for _ in range(n):
+            if rng.random() < rate / mean_run:
+                k += 1
+                while rng.random() < 1 - 1 / mean_run:
+                    k += 1
+        out.append((n, k))
+    return out
+
+
+def test_independent_requests_are_never_tempered() -> None:
+    # 2,000 batches at 0.5 % and at 5 %: the estimate stays within its margin of 1.
+    rng = random.Random(3)
+    for rate in (0.005, 0.05):
+        assert dispersion_after(binomial_batches(rng, [rate] * 2_000)).factor == 1.0
+
+
+def test_errors_in_runs_of_two_are_tempered_by_about_three() -> None:
+    # Runs of mean 2 make counts vary 2 * 2 - 1 = 3 times as much as independent ones.
+    factor = dispersion_after(run_batches(random.Random(5), 3_000, 0.003, 2.0)).factor
+    assert 2.3 < factor < 3.7
+
+
+def test_a_rate_that_drifts_is_not_read_as_bursts() -> None:
+    # A creep from 1 % to 10 % over 1,000 batches: consecutive batches cancel the drift.
+    rates = [0.01 + 0.09 * i / 1_000 for i in range(1_000)]
+    assert dispersion_after(binomial_batches(random.Random(9), rates)).factor == 1.0
+
+
+def test_too_few_hits_are_never_tempered() -> None:
+    assert dispersion_after([(100, 5), (100, 0), (100, 4)]).factor == 1.0
+
+
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500)), max_size=60))
+def test_the_tempering_weight_is_always_in_zero_one(batches: list[tuple[int, int]]) -> None:
+    dispersion = dispersion_after([(n, min(k, n)) for n, k in batches])
+    assert 0 < dispersion.weight <= 1
+
+
+def test_a_tempered_batch_counts_its_weight_of_evidence() -> None:
+    full, tempered = default_error_detector(), default_error_detector()
+    full.update(100, 3)
+    tempered.update(100, 3, weight=1 / 3)
+    assert tempered.log_value < full.log_value
+    assert tempered.fired is False

@@ -145,3 +145,14 @@ def test_domain_state_round_trips_through_json() -> None:
     state = DomainState.new(LIMITS, SETTINGS)
     step(state, Counts(100, 3, 7, 1), Counts(50, 0, 2, 0))
     assert DomainState.from_dict(state.to_dict(), LIMITS, SETTINGS) == state
+
+
+def test_state_saved_before_the_dispersion_estimate_restores_with_it_fresh() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    step(state, Counts(100, 3, 7, 1), Counts(50, 0, 2, 0))
+    saved = state.to_dict()
+    for target in ("unified", "legacy"):
+        del saved[target]["dispersion"]
+    restored = DomainState.from_dict(saved, LIMITS, SETTINGS)
+    assert restored.unified.critical == state.unified.critical
+    assert restored.unified.dispersion == DomainState.new(LIMITS, SETTINGS).unified.dispersion
