@@ -3,9 +3,10 @@
 Usage: python bench/alpha_budget.py [--runs N] [--false-runs M]
 
 For each setting of `alpha` and `alternative_weights` (the defaults before and after the
-choice, and one between), the critical error detector (`ChangeDetector` against 0.5 %) is fed
-simulated per-second batches, N runs per case (seeded, the same for every setting), and the
-table prints:
+choice, and one between; the default once more with each batch tempered by the burst
+dispersion estimated so far, `Dispersion`, as the judge does), the critical error detector
+(`ChangeDetector` against 0.5 %) is fed simulated per-second batches, N runs per case (seeded,
+the same for every setting), and the table prints:
 
 - caught: the share of runs whose detector fires within the deadline of a regression that
   starts after a healthy stretch (0.02 % errors), as the scoreboard's scenarios do;
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trafficlight.streams.evidence import ChangeDetector, Mixture
+from trafficlight.streams.evidence import ChangeDetector, Dispersion, Mixture
 from trafficlight.streams.thresholds import JudgeSettings
 
 CRITICAL = 0.005
@@ -37,6 +38,7 @@ class Setting:
     name: str
     alpha: float
     weights: tuple[float, ...]
+    tempered: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,26 @@ REGRESSIONS = (
 )
 
 
-def detector(setting: Setting) -> ChangeDetector:
+@dataclass
+class Detector:
+    """The critical error detector, tempered by a `Dispersion` when the setting says so."""
+
+    change: ChangeDetector
+    dispersion: Dispersion | None
+
+    def update(self, requests: int, errors: int) -> None:
+        weight = 1.0 if self.dispersion is None else self.dispersion.weight
+        self.change.update(requests, errors, weight)
+        if self.dispersion is not None:
+            self.dispersion.update(requests, errors)
+
+
+def detector(setting: Setting) -> Detector:
     s = JudgeSettings()
-    return ChangeDetector.new(CRITICAL, Mixture.of(s.alternatives, setting.weights),
-                              setting.alpha, s.max_batch_nats, s.prior_start)
+    change = ChangeDetector.new(CRITICAL, Mixture.of(s.alternatives, setting.weights),
+                                setting.alpha, s.max_batch_nats, s.prior_start)
+    dispersion = Dispersion(s.dispersion_prior_hits, s.dispersion_min_hits)
+    return Detector(change, dispersion if setting.tempered else None)
 
 
 def counts(rng: np.random.Generator, per_s: float, seconds: int, rate: float,
@@ -75,10 +93,10 @@ def counts(rng: np.random.Generator, per_s: float, seconds: int, rate: float,
     return n, rng.binomial(n, rng.beta(rate * size, (1 - rate) * size, seconds))
 
 
-def first_fire(d: ChangeDetector, n: np.ndarray, k: np.ndarray) -> int | None:
+def first_fire(d: Detector, n: np.ndarray, k: np.ndarray) -> int | None:
     for second, (requests, errors) in enumerate(zip(n.tolist(), k.tolist(), strict=True)):
         d.update(requests, errors)
-        if d.fired:
+        if d.change.fired:
             return second
     return None
 
@@ -115,7 +133,9 @@ def main() -> None:
                 Setting("alpha 0.005, the default weights", 5e-3, default.alternative_weights),
                 Setting(f"alpha {default.alpha:g}, weights "
                         f"{','.join(f'{w:g}' for w in default.alternative_weights)} (default)",
-                        default.alpha, default.alternative_weights))
+                        default.alpha, default.alternative_weights),
+                Setting("the default, tempered by bursts (the judge)", default.alpha,
+                        default.alternative_weights, tempered=True))
     false_cases = ((1.0, 1.0), (0.6, 1.0), (0.6, 2.0), (0.6, 3.0))
     print(f"alternatives {list(default.alternatives)} x {CRITICAL:.1%}; caught: share of "
           f"{args.runs} runs within the deadline; fired: share of {args.false_runs} 6-hour "
