@@ -36,10 +36,12 @@ import numpy as np
 from trafficlight.streams.events import ROUTED_TO, EventBatch, Target
 from trafficlight.streams.histogram import LatencyHistogram, slots_of
 from trafficlight.streams.sample_ratio import ConfiguredShares, sample_ratio
-from trafficlight.streams.thresholds import ThresholdSet
+from trafficlight.streams.thresholds import Thresholds, ThresholdSet
 from trafficlight.streams.verdicts import (
     Counts,
     DomainState,
+    Judgement,
+    TargetEvidence,
     Verdict,
     WindowStats,
     decide,
@@ -137,11 +139,29 @@ class JudgeCounters:
 
 @dataclass(slots=True)
 class _Target:
-    """Buckets of one (domain, routed_to) and the running sum of its trailing window."""
+    """Buckets of one (domain, routed_to) and the running sum of its trailing window.
+
+    Its explained judgement (evidence and reasons, what its published rows carry) is kept
+    while the evidence object, its totals and the window figures its reasons quote are those
+    it was built from, so a heartbeat over an idle target costs little (cost follows events,
+    not event time); the window's percentiles are kept by its histogram likewise."""
 
     buckets: dict[int, BucketAggregate] = field(default_factory=dict)
     window_first_s: int = -(2**62)
     window: BucketAggregate | None = None
+    explained: tuple[TargetEvidence, Counts, tuple[int, int, float], Judgement] | None = None
+
+    def explain(self, evidence: TargetEvidence, limits: Thresholds,
+                stats: WindowStats) -> Judgement:
+        """`judge_target` with reasons, rebuilt only when what it reads has changed."""
+        quoted = (stats.requests, stats.errors, stats.window_end_s - stats.window_start_s)
+        cached = self.explained
+        if (cached is not None and cached[0] is evidence and cached[1] == evidence.totals
+                and cached[2] == quoted):
+            return cached[3]
+        judgement = judge_target(evidence, limits, stats)
+        self.explained = (evidence, evidence.totals, quoted, judgement)
+        return judgement
 
 
 class Judge:
@@ -451,8 +471,9 @@ class Judge:
         state.published = signature
         verdicts = []
         for routed_to in present:
-            stats = self._trailing_stats(self._targets[(domain, routed_to)], at_s)
-            judgement = judge_target(evidence[routed_to], limits, stats)
+            target = self._targets[(domain, routed_to)]
+            stats = self._trailing_stats(target, at_s)
+            judgement = target.explain(evidence[routed_to], limits, stats)
             reasons = judgement.reasons
             if routed_to is Target.UNIFIED:
                 reasons = (*reasons, *outcome.reasons)
