@@ -281,7 +281,7 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
     n = t.requests
     evidence: dict[str, Any] = {"requests": n}
     for m in Metric:
-        evidence[m.value] = {"hits": t.hits(m)}
+        evidence[m.value] = {"hits": t.hits(m), "dispersion": round(ev.dispersion[m].factor, 3)}
     for m, d in ev.critical.items():
         evidence[m.value]["critical"] = {"rate": d.p0, "e_value": float(e_text(d.log_value)),
                                          "threshold": float(e_text(d.log_threshold))}
@@ -300,6 +300,10 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
             span = window.window_end_s - window.window_start_s
             text += (f", {window.errors}/{window.requests} ({window.error_pct:.2f}%) "
                      f"in the last {span:.0f} s")
+        factor = ev.dispersion[m].factor
+        if factor > 1:
+            text += (f"; in bursts: hits vary {factor:.1f}x as much as independent requests', "
+                     f"evidence weighed 1/{factor:.1f}")
         return text
 
     if critical:
