@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trafficlight.base.errors import InvalidInput
 from trafficlight.tools.simulate import (
@@ -279,6 +279,30 @@ def _bursty_healthy(unified_per_s: float) -> Callable[[int], Scenario]:
     return build
 
 
+def _bursty_latency(unified_per_s: float) -> Callable[[int], Scenario]:
+    """Unified in the warning band (P95 2.5 s: 3 % slower than 3 s, 0.6x the critical
+    share) with latency in runs of consecutive requests (mean 3: slow requests per second
+    vary ~5x as much as independent ones), 0.2 % errors, 6 h: pauses, not a regression."""
+    def build(seed: int) -> Scenario:
+        targets = _noisy_targets(2_500.0, 0.2)
+        targets["unified"] = replace(targets["unified"], latency_run_mean=3.0)
+        return _one_domain(seed, unified_per_s, 6 * HOUR_S, targets=targets)
+    return build
+
+
+def _bursty_regression(seed: int) -> Scenario:
+    """2 % errors from 15 min in on a unified whose background 0.3 % comes in runs (mean 2,
+    ~3x Poisson's variance): bursts must not hide a real regression. Clustered counts carry
+    1/3 of independent ones' information, so the deadline is three times the independent
+    one's."""
+    start, duration = 15 * MINUTE_S, HOUR_S
+    targets = {"legacy": LatencyProfile(450.0, 0.5, 0.05, error_run_mean=2.0),
+               "unified": LatencyProfile(380.0, 0.45, 0.3, error_run_mean=2.0)}
+    return _one_domain(seed, _MODERATE_PER_S, duration, targets=targets, incidents=[_incident(
+        "bursty-errors-2pct", IncidentKind.ERROR_RATE, _UNIFIED, start, duration,
+        error_pct=2.0, deadline_s=3 * deadline_for(2.0, CRITICAL_ERROR_PCT, _MODERATE_PER_S))])
+
+
 def _warning_band(seed: int) -> Scenario:
     """Unified in the warning band all along: P95 2.5 s (3 % over 3 s), 0.2 % errors."""
     return _one_domain(seed, 8.0, 6 * HOUR_S, targets=_noisy_targets(2_500.0, 0.2))
@@ -339,6 +363,12 @@ CATALOGUE: tuple[LabelledScenario, ...] = (
                      "10 unified req/s, 6 h", _bursty_healthy(_MODERATE_PER_S)),
     LabelledScenario("bursty-healthy-busy", "the same at 100 unified req/s",
                      _bursty_healthy(_BUSY_PER_S)),
+    LabelledScenario("bursty-latency", "P95 2.5 s with latency in runs (pauses), 8 unified "
+                     "req/s, 6 h", _bursty_latency(8.0)),
+    LabelledScenario("bursty-latency-busy", "the same at 100 unified req/s",
+                     _bursty_latency(_BUSY_PER_S)),
+    LabelledScenario("bursty-regression", "2 % errors on a unified whose 0.3 % come in runs",
+                     _bursty_regression),
     LabelledScenario("warning-band", "P95 2.5 s and 0.2 % errors (warning band), 6 h",
                      _warning_band),
     LabelledScenario("misrouted", "routing sends 3 % while the config says 10 %, 1 h",

@@ -84,17 +84,22 @@ class LatencyProfile:
     ``error_run_mean`` > 1: background errors come in runs of consecutive failed requests of
     the target (geometric lengths of that mean, the rate still ``error_pct``), as a flaky
     connection pool or a retry storm makes them: per-second error counts then vary about
-    ``2 * error_run_mean - 1`` times as much as independent failures would."""
+    ``2 * error_run_mean - 1`` times as much as independent failures would.
+    ``latency_run_mean`` > 1: consecutive requests of the target share their latency in runs
+    of that mean length (one normal draw a run: the lognormal is kept request by request), as
+    a pause or a slow dependency makes them, so slow requests come in runs too."""
 
     median_ms: float
     sigma: float
     error_pct: float
     error_run_mean: float = 1.0
+    latency_run_mean: float = 1.0
 
     @classmethod
     def with_p95(cls, p95_ms: float, sigma: float, error_pct: float,
-                 error_run_mean: float = 1.0) -> LatencyProfile:
-        return cls(p95_ms / math.exp(1.6448536 * sigma), sigma, error_pct, error_run_mean)
+                 error_run_mean: float = 1.0, latency_run_mean: float = 1.0) -> LatencyProfile:
+        return cls(p95_ms / math.exp(1.6448536 * sigma), sigma, error_pct, error_run_mean,
+                   latency_run_mean)
 
     @property
     def p95_ms(self) -> float:
@@ -336,6 +341,11 @@ class _Generator:
         sigma = np.array([p.sigma for p in self.profiles])[target]
         median = np.array([p.median_ms for p in self.profiles])[target]
         latency = median * np.exp(sigma * rng.standard_normal(n))
+        for code, profile in enumerate(self.profiles):
+            for d in range(len(self.domains)) if profile.latency_run_mean > 1 else ():
+                index = np.flatnonzero((target == code) & (domain == d))
+                shared = self._run_draws(len(index), profile.latency_run_mean)
+                latency[index] = profile.median_ms * np.exp(profile.sigma * shared)
         error_pct = np.array([p.error_pct for p in self.profiles])[target]
         label = np.zeros(n, np.int64)
         for number, incident in enumerate(s.incidents, start=1):
@@ -362,6 +372,15 @@ class _Generator:
         return _Chunk(ts, domain, target, np.round(latency, 2), failed, status_index, step,
                       self.labels[label])
 
+
+    def _run_draws(self, count: int, mean: float) -> np.ndarray:
+        """`count` standard normal values, consecutive ones equal in runs of geometric length
+        (mean `mean`): each value alone is N(0, 1)."""
+        lengths = self.rng.geometric(1 / mean, max(1, int(2 * count / mean) + 10))
+        while int(lengths.sum()) < count:
+            lengths = np.concatenate((lengths, self.rng.geometric(1 / mean, len(lengths))))
+        draws = self.rng.standard_normal(len(lengths))
+        return np.repeat(draws, lengths)[:count]
 
     def _runs_of_errors(self, failed: np.ndarray, scope: np.ndarray,
                         profile: LatencyProfile) -> None:
