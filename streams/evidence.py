@@ -157,9 +157,12 @@ class ChangeDetector:
         """The alternative rates, capped below 1 (a multiple past 1 is folded to 0.99)."""
         return [min(self.p0 * m, 0.99) for m in self.mixture.multiples]
 
-    def update(self, n: int, k: int, weight: float = 1.0) -> None:
+    def update(self, n: int, k: int, weight: float = 1.0, gain_weight: float = 1.0) -> None:
         """One batch: ``n`` requests, ``k`` hits; its log-LR tempered by ``weight`` in (0, 1]
-        (`Dispersion.weight`, known before the batch: E[LR^w] <= E[LR]^w <= 1 keeps validity)."""
+        (`Dispersion.weight`, known before the batch: E[LR^w] <= E[LR]^w <= 1 keeps validity),
+        and a positive one by ``gain_weight`` in (0, 1] too, which may depend on the batch
+        itself (`run_weight`): it only lowers the LR where it is above 1, so the tempered LR is
+        at most the LR, pointwise, and keeps its mean."""
         if n <= 0:
             return
         log_mass = math.log(change_prior_mass(self.requests, self.requests + n,
@@ -170,6 +173,8 @@ class ChangeDetector:
         log1p, exp = math.log1p, math.exp
         for j, (hit, miss) in enumerate(self._terms):
             llr = (k * hit + (n - k) * miss) * weight
+            if llr > 0:
+                llr *= gain_weight
             if llr > batch_cap:
                 llr = batch_cap
             # _logaddexp(log_d[j], log_mass), inlined: this loop is the judge's hottest.
@@ -258,6 +263,46 @@ class UpperEvidence:
         self.requests = int(data[0])
         self.log_e = [float(x) for x in data[1:]]
         self._log_value = self._mix()
+
+
+def run_weight(n: int, k: int, runs: int) -> float:
+    """How much of a batch's positive evidence its hits' runs leave, in (0, 1].
+
+    ``runs`` counts the hits whose previous request of the same target was not a hit, so
+    ``k - runs`` hits went on a run. Independent hits among ``n`` requests go on a run
+    ``k (k - 1) / n`` times on average: as many as chance gives 19 times in 20 (Poisson) are
+    forgiven, and each one beyond weighs the batch down by one of the runs independent hits
+    would have formed, ``k - k (k - 1) / n``. A flaky pool failing ten requests in a row is
+    a few events, not ten independent failures, from the batch that holds the burst on
+    (`ChangeDetector.update`'s ``gain_weight``, valid whatever it depends on); independent
+    hits lose nothing 19 batches in 20.
+    """
+    if k < 2 or n < 2:
+        return 1.0
+    chance = k * (k - 1) / n
+    excess = k - runs - _chance_runs_on(chance)
+    if excess <= 0:
+        return 1.0
+    return max(1.0 - excess / (k - chance), _MIN_RUN_WEIGHT)
+
+
+#: A batch is never weighed below this (a weight must stay above 0).
+_MIN_RUN_WEIGHT = 0.05
+
+
+@functools.lru_cache(maxsize=4096)
+def _chance_runs_on(mean: float) -> float:
+    """The smallest count that a Poisson(``mean``) exceeds at most 5 % of the time (from
+    mean 50 on, where exp(-mean) heads for underflow, its normal approximation)."""
+    if mean > 50:
+        return mean + 1.645 * math.sqrt(mean) + 0.5
+    count, term = 0, math.exp(-mean)
+    total = term
+    while total < 0.95:
+        count += 1
+        term *= mean / count
+        total += term
+    return count
 
 
 #: How far above 1 (in standard errors, ~sqrt(2 / hits) for independent requests) the

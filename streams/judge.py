@@ -51,6 +51,8 @@ from trafficlight.streams.watermark import Watermark
 from trafficlight.streams.windows import step_boundaries, window_bucket_starts
 
 ROUTED_TO_ORDER = ROUTED_TO
+#: Columns of the pending counts: `Counts`' fields.
+_PENDING = 7
 _HEADER = struct.Struct("<4sqqqdd")
 _MAGIC = b"TLB2"
 _MAGIC_HDR = b"TLB1"
@@ -178,8 +180,11 @@ class Judge:
         self.counters = JudgeCounters()
         self.states: dict[str, DomainState] = {}
         #: Per target code: requests, errors, slow_warning, slow_critical since the domain's
-        #: last evaluation, and the highest config_version seen in them.
-        self._pending = np.zeros((0, 4), np.int64)
+        #: last evaluation and the runs among those hits (`Counts`), and the highest
+        #: config_version seen in them.
+        self._pending = np.zeros((0, _PENDING), np.int64)
+        #: Per target code and metric: was its last request a hit (a run goes on)?
+        self._last_hit = np.zeros((0, 3), bool)
         self._pending_version = np.zeros(0, np.int64)
         #: Per target code: its domain's latency thresholds (warning, critical), in ms.
         self._limits_ms = np.zeros((0, 2), np.float64)
@@ -321,7 +326,8 @@ class Judge:
         self._keys.append(key)
         target = self._targets[key] = _Target()
         limits = self.thresholds.for_domain(key[0])
-        self._pending = np.vstack([self._pending, np.zeros((1, 4), np.int64)])
+        self._pending = np.vstack([self._pending, np.zeros((1, _PENDING), np.int64)])
+        self._last_hit = np.vstack([self._last_hit, np.zeros((1, 3), bool)])
         self._pending_version = np.append(self._pending_version, np.int64(-1))
         self._limits_ms = np.vstack([self._limits_ms,
                                      [[limits.warning_p95_ms, limits.critical_p95_ms]]])
@@ -368,9 +374,25 @@ class Judge:
         latency = batch.response_time_ms[lo:hi][on_time]
         limits = self._limits_ms[code]
         self._pending[:, 0] += np.bincount(code, minlength=size)
-        self._pending[:, 1] += np.bincount(code[batch.is_error[lo:hi][on_time]], minlength=size)
-        self._pending[:, 2] += np.bincount(code[latency > limits[:, 0]], minlength=size)
-        self._pending[:, 3] += np.bincount(code[latency > limits[:, 1]], minlength=size)
+        # Each target's events in stream order; where its previous one was a hit, a hit
+        # goes on a run (across calls too: `_last_hit`), or else starts one.
+        order = np.argsort(code, kind="stable")
+        by_target = code[order]
+        first = np.ones(len(code), bool)
+        first[1:] = by_target[1:] != by_target[:-1]
+        last = np.ones(len(code), bool)
+        last[:-1] = first[1:]
+        metrics = (batch.is_error[lo:hi][on_time], latency > limits[:, 0],
+                   latency > limits[:, 1])
+        for m, hit in enumerate(metrics):
+            self._pending[:, 1 + m] += np.bincount(code[hit], minlength=size)
+            hit = hit[order]
+            previous = np.empty_like(hit)
+            previous[1:] = hit[:-1]
+            previous[first] = self._last_hit[by_target[first], m]
+            starts = by_target[hit & ~previous]
+            self._pending[:, 4 + m] += np.bincount(starts, minlength=size)
+            self._last_hit[by_target[last], m] = hit[last]
         versions = batch.config_version[lo:hi][on_time]
         np.maximum.at(self._pending_version, code, versions)
 
@@ -432,11 +454,11 @@ class Judge:
         code = self._codes.get(key)
         if code is None:
             return Counts(), -1
-        n, errors, slow_w, slow_c = self._pending[code].tolist()
+        counts = Counts(*self._pending[code].tolist())
         version = int(self._pending_version[code])
         self._pending[code] = 0
         self._pending_version[code] = -1
-        return Counts(n, errors, slow_w, slow_c), version
+        return counts, version
 
     def _evaluate_domain(self, domain: str, at_s: int, heartbeat: bool) -> list[Verdict]:
         """Feed the domain's pending counts to its evidence and decide. Rows are published at
@@ -446,9 +468,11 @@ class Judge:
         legacy, legacy_version = self._take_counts((domain, Target.LEGACY))
         version = max(unified_version, legacy_version)
         state = self.states.get(domain)
-        if state is None or version > state.config_version:
-            # A new step (config version): evidence restarts, a rollback is cleared.
+        if state is None:
             state = self.states[domain] = DomainState.new(limits, self.settings, version)
+        elif version > state.config_version:
+            # A new step (config version): evidence restarts, a rollback is cleared.
+            state = self.states[domain] = state.next_step(limits, self.settings, version)
         state.update(unified, legacy)
         self._state_dicts.pop(domain, None)
         present = [t for t in ROUTED_TO_ORDER if (domain, t) in self._targets]
@@ -545,7 +569,8 @@ class Judge:
             if entry is None:
                 entry = out[domain] = {"state": self._state_dict(domain), "pending": {}}
             entry["pending"][routed_to] = (self._pending[code].tolist(),
-                                           int(self._pending_version[code]))
+                                           int(self._pending_version[code]),
+                                           self._last_hit[code].tolist())
         return out
 
     def _state_dict(self, domain: str) -> dict[str, Any] | None:
@@ -591,12 +616,14 @@ class Judge:
                 limits = self.thresholds.for_domain(domain)
                 self.states[domain] = DomainState.from_dict(data["state"], limits,
                                                             self.settings)
-            for routed_to, (counts, version) in data["pending"].items():
+            for routed_to, (counts, version, *last_hit) in data["pending"].items():
+                # State written before runs were counted: 4 counts, no run flags.
                 key = (domain, routed_to)
                 if key not in self._targets:
                     self._new_target(key)
                 code = self._codes[key]
-                self._pending[code] = counts
+                self._pending[code] = [*counts, *[0] * (_PENDING - len(counts))]
                 self._pending_version[code] = version
+                self._last_hit[code] = last_hit[0] if last_hit else False
         self.watermark.event_time_s = event_time_s
         self._held = EventBatch.from_records(list(pending)) if pending else None

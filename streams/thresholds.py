@@ -77,6 +77,7 @@ class JudgeSettings:
     compare_alpha: float = 1e-3
     max_batch_nats: float = 12.0
     prior_start: float = 0.5
+    temper_bursts: bool = True
     dispersion_prior_hits: float = 20.0
     dispersion_min_hits: float = 10.0
     alternatives: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
@@ -186,6 +187,10 @@ def _settings(table: Mapping[str, Any]) -> JudgeSettings:
                 changes[_DURATIONS[key]] = parse_whole_seconds(value)
             except ValueError as exc:
                 raise ConfigError(f"judge.{key}: {exc}") from None
+        elif key == "temper_bursts":
+            if type(value) is not bool:
+                raise ConfigError(f"judge.{key} must be true or false, got {value!r}")
+            changes[key] = value
         elif key in _COUNTS:
             if type(value) is not int or value < 1:
                 raise ConfigError(f"judge.{key} must be an integer >= 1, got {value!r}")

@@ -42,6 +42,7 @@ from trafficlight.streams.evidence import (
     RatioDetector,
     UpperEvidence,
     e_text,
+    run_weight,
 )
 from trafficlight.streams.sample_ratio import SampleRatio
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
@@ -109,21 +110,32 @@ class WindowStats:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
-    """Requests and hits per metric in one evaluation step (or a step's total)."""
+    """Requests and hits per metric in one evaluation step (or a step's total), and per
+    metric the runs among the hits: hits whose previous request of the same target was not
+    one (`streams.evidence.run_weight`); -1 (not counted): each hit is a run of its own."""
 
     requests: int = 0
     errors: int = 0
     slow_warning: int = 0
     slow_critical: int = 0
+    errors_runs: int = -1
+    slow_warning_runs: int = -1
+    slow_critical_runs: int = -1
 
     def hits(self, metric: Metric) -> int:
         hits: int = getattr(self, metric)  # a StrEnum member is its field's name
         return hits
 
+    def runs(self, metric: Metric) -> int:
+        runs: int = getattr(self, f"{metric}_runs")
+        return self.hits(metric) if runs < 0 else runs
+
+    def to_list(self) -> list[int]:
+        return [self.requests, self.errors, self.slow_warning, self.slow_critical,
+                *(self.runs(m) for m in Metric)]
+
     def __add__(self, other: Counts) -> Counts:
-        return Counts(self.requests + other.requests, self.errors + other.errors,
-                      self.slow_warning + other.slow_warning,
-                      self.slow_critical + other.slow_critical)
+        return Counts(*(a + b for a, b in zip(self.to_list(), other.to_list(), strict=True)))
 
 
 def critical_rate(metric: Metric, limits: Thresholds) -> float:
@@ -151,6 +163,8 @@ class TargetEvidence:
     #: Per metric, how much more its hits vary than independent requests' (bursts): every
     #: detector of the metric is tempered by it (`streams.evidence.Dispersion`).
     dispersion: dict[Metric, Dispersion]
+    #: Weigh bursts down (`run_weight`, `dispersion`), or read requests as independent.
+    temper_bursts: bool = True
     totals: Counts = Counts()
 
     @classmethod
@@ -164,16 +178,20 @@ class TargetEvidence:
                                    s.prior_start) for m in WARNING_METRICS},
             {m: UpperEvidence.new(warning_rate(m, limits), down, s.healthy_alpha)
              for m in WARNING_METRICS},
-            {m: Dispersion(s.dispersion_prior_hits, s.dispersion_min_hits) for m in Metric})
+            {m: Dispersion(s.dispersion_prior_hits, s.dispersion_min_hits) for m in Metric},
+            s.temper_bursts)
 
     def update(self, counts: Counts) -> None:
         if counts.requests <= 0:
             return
-        n = counts.requests
-        weight = {m: d.weight for m, d in self.dispersion.items()}  # known before the batch
+        n, temper = counts.requests, self.temper_bursts
+        # Known before the batch: the dispersion so far.
+        weight = {m: d.weight if temper else 1.0 for m, d in self.dispersion.items()}
         for group in (self.critical, self.warning):
             for metric, detector in group.items():
-                detector.update(n, counts.hits(metric), weight[metric])
+                k = counts.hits(metric)
+                runs = run_weight(n, k, counts.runs(metric)) if temper else 1.0
+                detector.update(n, k, weight[metric], runs)
         for metric, evidence in self.healthy.items():
             evidence.update(n, counts.hits(metric), weight[metric])
         for metric, dispersion in self.dispersion.items():
@@ -185,8 +203,7 @@ class TargetEvidence:
                 "warning": {m.value: d.to_list() for m, d in self.warning.items()},
                 "healthy": {m.value: e.to_list() for m, e in self.healthy.items()},
                 "dispersion": {m.value: d.to_list() for m, d in self.dispersion.items()},
-                "totals": [self.totals.requests, self.totals.errors, self.totals.slow_warning,
-                           self.totals.slow_critical]}
+                "totals": self.totals.to_list()}
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore `to_dict`; state written before the dispersion estimate starts it anew."""
@@ -219,6 +236,19 @@ class DomainState:
         return cls(config_version, TargetEvidence.new(limits, s), TargetEvidence.new(limits, s),
                    {m: RatioDetector.new(risks, s.compare_alpha, s.max_batch_nats,
                                          s.prior_start) for m in CRITICAL_METRICS})
+
+    def next_step(self, limits: Thresholds, s: JudgeSettings, config_version: int
+                  ) -> DomainState:
+        """The state of the domain's next step: evidence restarts and a rollback is cleared,
+        but each target's burst estimate (`TargetEvidence.dispersion`) carries over, since
+        how bursty a handler and its traffic are does not change with the percentage; only a
+        rollout's first step starts without one. Not after a rollback: a regression's onset
+        would count as burstiness there, and the next step's evidence would be weighed down."""
+        state = DomainState.new(limits, s, config_version)
+        if not self.rolled_back:
+            state.unified.dispersion = self.unified.dispersion
+            state.legacy.dispersion = self.legacy.dispersion
+        return state
 
     def update(self, unified: Counts, legacy: Counts) -> None:
         self.unified.update(unified)

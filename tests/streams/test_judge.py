@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import orjson
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from tests.streams.helpers import T0, batch, interleave, records
 from trafficlight.streams.histogram import slots_of
 from trafficlight.streams.judge import _HEADER, BucketAggregate, Judge
-from trafficlight.streams.verdicts import Verdict
+from trafficlight.streams.verdicts import Metric, Verdict
 
 
 def unified_at(verdicts: list[Verdict], second: float) -> Verdict:
@@ -189,3 +190,60 @@ def test_an_event_held_for_confirmation_survives_a_restart() -> None:
     restarted.restore(first.event_time_s, pieces, states, pending)
     assert restarted.ingest(batch(lull_end[1:])) == expected
     assert sum(b.requests for *_, b in restarted.buckets()) == len(lull_end)
+
+
+def errors_in_runs(run: int, every: int) -> list[dict[str, Any]]:
+    """20 s at 30 unified requests a second, failing `run` in a row every `every`."""
+    events = records(T0, 20, 30)
+    for i, event in enumerate(events):
+        if i % every < run:
+            event.update(status="error", http_status=500, error_message="boom")
+    return events
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=200), min_size=1, max_size=8))
+def test_runs_of_errors_are_counted_however_the_stream_is_batched(cuts: list[int]) -> None:
+    # Runs of 4 every 50 requests: cuts fall inside runs, which must go on across records.
+    events = errors_in_runs(4, 50)
+    whole = Judge()
+    expected = whole.ingest(batch(events))
+    judge, pieces, at = Judge(), [], 0
+    for size in itertools.cycle(cuts):
+        if at >= len(events):
+            break
+        pieces += judge.ingest(batch(events[at:at + size]))
+        at += size
+    assert pieces == expected
+    totals = judge.states["jobs"].unified.totals
+    assert totals == whole.states["jobs"].unified.totals
+    assert totals.errors == 4 * totals.runs(Metric.ERRORS) > 0
+
+
+def test_a_run_of_errors_goes_on_across_a_restart() -> None:
+    events = errors_in_runs(4, 50)
+    cut = 50 * 6 + 2   # inside a run
+    reference = Judge()
+    reference.ingest(batch(events[:cut]))
+    expected = reference.ingest(batch(events[cut:]))
+    first = Judge()
+    first.ingest(batch(events[:cut]))
+    pieces = [(d, t, BucketAggregate.from_bytes(b.to_bytes())) for d, t, b in first.take_dirty()]
+    restarted = Judge()
+    restarted.restore(first.event_time_s, pieces,
+                      orjson.loads(orjson.dumps(first.domain_states())))
+    assert restarted.ingest(batch(events[cut:])) == expected
+
+
+def test_pending_counts_saved_before_runs_were_counted_still_restore() -> None:
+    first = Judge()
+    first.ingest(batch(records(T0, 5, 10, error_every=9)))
+    states = orjson.loads(orjson.dumps(first.domain_states()))
+    for entry in states.values():
+        entry["pending"] = {t: [counts[:4], version]
+                            for t, (counts, version, _) in entry["pending"].items()}
+    restarted = Judge()
+    restarted.restore(first.event_time_s, [], states)
+    counts, _, last_hit = restarted.domain_states()["jobs"]["pending"]["unified"]
+    before, _, _ = first.domain_states()["jobs"]["pending"]["unified"]
+    assert (counts[:4], last_hit) == (before[:4], [False, False, False])

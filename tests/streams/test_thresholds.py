@@ -26,6 +26,7 @@ def test_spec_defaults_and_domain_overrides(tmp_path: Path) -> None:
     ("[thresholds]\nbogus = 1", "unknown key 'bogus'"),
     ("[judge]\nstep = 'soon'", "judge.step: not a duration"),
     ("[judge]\ndispersion_min_hits = -1", "judge.dispersion_min_hits must be a number >= 0"),
+    ("[judge]\ntemper_bursts = 1", "judge.temper_bursts must be true or false"),
     ("[thresholds", "not valid TOML"),
 ])
 def test_a_bad_file_is_one_clear_config_error(tmp_path: Path, text: str, message: str) -> None:
@@ -47,6 +48,8 @@ def test_keys_of_the_judge_before_sequential_evidence_are_accepted_and_ignored(
 
 def test_the_burst_tempering_is_set_under_judge(tmp_path: Path) -> None:
     path = tmp_path / "bursts.toml"
-    path.write_text("[judge]\ndispersion_prior_hits = 40\ndispersion_min_hits = 25\n")
+    path.write_text("[judge]\ntemper_bursts = false\ndispersion_prior_hits = 40\n"
+                    "dispersion_min_hits = 25\n")
     settings = load_thresholds(path).settings
+    assert not settings.temper_bursts
     assert (settings.dispersion_prior_hits, settings.dispersion_min_hits) == (40.0, 25.0)

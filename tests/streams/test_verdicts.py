@@ -12,6 +12,7 @@ from trafficlight.streams.verdicts import (
     Decision,
     DomainState,
     Health,
+    Metric,
     Outcome,
     Rule,
     Verdict,
@@ -156,3 +157,26 @@ def test_state_saved_before_the_dispersion_estimate_restores_with_it_fresh() -> 
     restored = DomainState.from_dict(saved, LIMITS, SETTINGS)
     assert restored.unified.critical == state.unified.critical
     assert restored.unified.dispersion == DomainState.new(LIMITS, SETTINGS).unified.dispersion
+
+
+def bursty_state() -> DomainState:
+    """A step whose unified errors came in runs: its burst estimate stands above 1."""
+    state = DomainState.new(LIMITS, SETTINGS, config_version=1)
+    for k in [0, 6, 0, 0, 5, 0, 7, 0, 0, 6] * 10:
+        step(state, Counts(1_000, k), Counts(1_000))
+    assert state.unified.dispersion[Metric.ERRORS].factor > 1
+    return state
+
+
+def test_a_new_step_restarts_the_evidence_and_keeps_the_burst_estimate() -> None:
+    old = bursty_state()
+    new = old.next_step(LIMITS, SETTINGS, config_version=2)
+    assert new.unified.totals == Counts() and new.config_version == 2
+    assert new.unified.dispersion == old.unified.dispersion
+
+
+def test_a_step_after_a_rollback_starts_its_burst_estimate_afresh() -> None:
+    old = bursty_state()
+    old.rolled_back = True
+    new = old.next_step(LIMITS, SETTINGS, config_version=2)
+    assert new.unified.dispersion == DomainState.new(LIMITS, SETTINGS).unified.dispersion

@@ -51,5 +51,5 @@ def test_errors_in_runs_at_a_healthy_rate_do_not_roll_back() -> None:
 
 def test_without_tempering_the_same_bursts_roll_back() -> None:
     # The control: the same hour judged as if requests were independent.
-    untempered = ThresholdSet(settings=replace(JudgeSettings(), dispersion_min_hits=1e12))
+    untempered = ThresholdSet(settings=replace(JudgeSettings(), temper_bursts=False))
     assert "rollback" in judge_day(bursty_first_hour(3), untempered)
