@@ -111,19 +111,26 @@ def test_a_real_lull_in_traffic_is_confirmed_by_the_next_event() -> None:
     assert (judge.event_time_s, judge.counters.time_outliers) == (T0 + 3601, 0)
 
 
+def ingest_in_pieces(judge: Judge, events: list[dict[str, Any]], cuts: list[int]
+                     ) -> list[Verdict]:
+    """The events ingested in records of the sizes `cuts` gives, in turn."""
+    verdicts: list[Verdict] = []
+    at = 0
+    for size in itertools.cycle(cuts):
+        if at >= len(events):
+            return verdicts
+        verdicts += judge.ingest(batch(events[at:at + size]))
+        at += size
+    return verdicts
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=8))
 def test_verdicts_do_not_depend_on_how_the_stream_is_batched(cuts: list[int]) -> None:
     events = interleave(records(T0, 20, 30, error_every=7),
                         records(T0, 20, 30, routed_to="legacy", domain="property"))
     whole = Judge().ingest(batch(events))
-    judge, pieces, at = Judge(), [], 0
-    for size in itertools.cycle(cuts):
-        if at >= len(events):
-            break
-        pieces += judge.ingest(batch(events[at:at + size]))
-        at += size
-    assert pieces == whole
+    assert ingest_in_pieces(Judge(), events, cuts) == whole
 
 
 @settings(max_examples=50, deadline=None)
@@ -206,15 +213,9 @@ def errors_in_runs(run: int, every: int) -> list[dict[str, Any]]:
 def test_runs_of_errors_are_counted_however_the_stream_is_batched(cuts: list[int]) -> None:
     # Runs of 4 every 50 requests: cuts fall inside runs, which must go on across records.
     events = errors_in_runs(4, 50)
-    whole = Judge()
+    whole, judge = Judge(), Judge()
     expected = whole.ingest(batch(events))
-    judge, pieces, at = Judge(), [], 0
-    for size in itertools.cycle(cuts):
-        if at >= len(events):
-            break
-        pieces += judge.ingest(batch(events[at:at + size]))
-        at += size
-    assert pieces == expected
+    assert ingest_in_pieces(judge, events, cuts) == expected
     totals = judge.states["jobs"].unified.totals
     assert totals == whole.states["jobs"].unified.totals
     assert totals.errors == 4 * totals.runs(Metric.ERRORS) > 0
