@@ -374,17 +374,22 @@ class Judge:
         latency = batch.response_time_ms[lo:hi][on_time]
         limits = self._limits_ms[code]
         self._pending[:, 0] += np.bincount(code, minlength=size)
-        # Each target's events in stream order; where its previous one was a hit, a hit
-        # goes on a run (across calls too: `_last_hit`), or else starts one.
-        order = np.argsort(code, kind="stable")
-        by_target = code[order]
-        first = np.ones(len(code), bool)
-        first[1:] = by_target[1:] != by_target[:-1]
-        last = np.ones(len(code), bool)
-        last[:-1] = first[1:]
         metrics = (batch.is_error[lo:hi][on_time], latency > limits[:, 0],
                    latency > limits[:, 1])
+        by_target: np.ndarray | None = None
         for m, hit in enumerate(metrics):
+            if not hit.any():
+                self._last_hit[code, m] = False  # every run of these targets ended
+                continue
+            if by_target is None:
+                # Each target's events in stream order: where its previous one was a hit, a
+                # hit goes on a run (across calls too: `_last_hit`), or else starts one.
+                order = np.argsort(code, kind="stable")
+                by_target = code[order]
+                first = np.ones(len(code), bool)
+                first[1:] = by_target[1:] != by_target[:-1]
+                last = np.ones(len(code), bool)
+                last[:-1] = first[1:]
             self._pending[:, 1 + m] += np.bincount(code[hit], minlength=size)
             hit = hit[order]
             previous = np.empty_like(hit)

@@ -127,7 +127,7 @@ class Counts:
         return hits
 
     def runs(self, metric: Metric) -> int:
-        runs: int = getattr(self, f"{metric}_runs")
+        runs: int = getattr(self, _RUNS_OF[metric])
         return self.hits(metric) if runs < 0 else runs
 
     def to_list(self) -> list[int]:
@@ -135,7 +135,23 @@ class Counts:
                 *(self.runs(m) for m in Metric)]
 
     def __add__(self, other: Counts) -> Counts:
-        return Counts(*(a + b for a, b in zip(self.to_list(), other.to_list(), strict=True)))
+        # Field by field: every evaluation adds its counts to the step's totals.
+        return Counts(
+            self.requests + other.requests, self.errors + other.errors,
+            self.slow_warning + other.slow_warning, self.slow_critical + other.slow_critical,
+            _runs(self.errors_runs, self.errors) + _runs(other.errors_runs, other.errors),
+            _runs(self.slow_warning_runs, self.slow_warning)
+            + _runs(other.slow_warning_runs, other.slow_warning),
+            _runs(self.slow_critical_runs, self.slow_critical)
+            + _runs(other.slow_critical_runs, other.slow_critical))
+
+
+_RUNS_OF = {m: f"{m.value}_runs" for m in Metric}
+
+
+def _runs(runs: int, hits: int) -> int:
+    """Runs counted, or (-1: not counted) one per hit."""
+    return hits if runs < 0 else runs
 
 
 def critical_rate(metric: Metric, limits: Thresholds) -> float:
