@@ -45,6 +45,13 @@ theta = rho n_u / (rho n_u + n_l) and the batch LR is (theta/theta0)^k_u ((1-the
 binomial in the hits, so E[LR] <= 1 under H0 whatever the rates. A change detector over hit
 counts, like `ChangeDetector`.
 
+Bursts (`run_weight`, `Dispersion`): hits that come in runs of consecutive requests, or
+cluster in time, are not independent evidence of a higher rate. A batch's positive log-LR is
+weighed down by its own excess of runs (pointwise below the LR: valid whatever the weight
+depends on), and every log-LR by the overdispersion estimated before the batch (a
+predictable weight in (0, 1]: valid by Jensen). Under independent requests both leave every
+guarantee above exact.
+
 `sample_ratio_log_e` -- "the routing is not what the config says": the share of a domain's
 requests on unified against the configured percentage, a tempered mixture test of a composite
 null (the share within a relative tolerance of the configured one), on the step's totals.

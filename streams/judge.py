@@ -12,7 +12,9 @@ evaluated. Live and replay run this same code, so they give the same verdicts.
 
 Evidence (`streams.verdicts.DomainState`) is fed per evaluation with the counts each target got
 since its domain's last evaluation: requests, errors, and requests slower than each latency
-threshold, counted exactly per event at ingest (not from the histogram). Events of a higher
+threshold, counted exactly per event at ingest (not from the histogram), and per metric the
+runs among those hits (a hit whose previous request of the same target was not one; carried
+across records and restarts, so the batching does not change them). Events of a higher
 `config_version` than the domain's restart its evidence at its next evaluation. The
 sample-ratio guard (`streams.sample_ratio`) reads the step's totals against the percentage
 `shares` gives for the domain's config version (off without `shares`, or while unknown).

@@ -8,7 +8,10 @@ request at ingest. Per target and metric, `TargetEvidence` keeps (see `streams.e
 - a change detector against the critical rate (`alpha`): critical when it fires;
 - a change detector against the warning rate (`alpha`): warning when it fires;
 - an upper e-process against the warning rate (`healthy_alpha`): healthy only when every
-  metric is SHOWN below its warning rate (no errors yet is not evidence of health).
+  metric is SHOWN below its warning rate (no errors yet is not evidence of health);
+- its burst estimate (`streams.evidence.Dispersion`), which with each batch's runs
+  (`streams.evidence.run_weight`) weighs bursts down as evidence; it carries over to the
+  domain's next step unless that step was rolled back.
 
 A target's verdict: critical > warning > healthy > insufficient_data. The figures shown
 (requests, errors, P50/P95/P99) stay those of the trailing window.
