@@ -130,8 +130,7 @@ class Counts:
         return hits
 
     def runs(self, metric: Metric) -> int:
-        runs: int = getattr(self, _RUNS_OF[metric])
-        return self.hits(metric) if runs < 0 else runs
+        return _runs(getattr(self, _RUNS_OF[metric]), self.hits(metric))
 
     def to_list(self) -> list[int]:
         return [self.requests, self.errors, self.slow_warning, self.slow_critical,

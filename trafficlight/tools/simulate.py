@@ -372,7 +372,6 @@ class _Generator:
         return _Chunk(ts, domain, target, np.round(latency, 2), failed, status_index, step,
                       self.labels[label])
 
-
     def _run_draws(self, count: int, mean: float) -> np.ndarray:
         """`count` standard normal values, consecutive ones equal in runs of geometric length
         (mean `mean`): each value alone is N(0, 1)."""
