@@ -15,8 +15,8 @@
   (Applying units of several records, `PartitionJudge.apply_many` with Faust's
   `take_events`, judged 111.6k events/s against 79-97k one record at a time. Under stress,
   around recovery's seek Faust hands the agent records from before the seek and drops some
-  re-reads, which `apply_many` takes as a gap (a record lost) or a duplicate: the agent stays
-  per record until units guard against that; commit f3cfc36, not on main, tries a guard.)
+  re-reads: records at or below the state's offset are skipped, and a record past it closes
+  the gap first by reading the missing ones from the partition (`streams.gaps`).)
 - Side effects that touch Postgres (sink, actions) run as tasks beside the agent, never in it.
 - `streams.recovery_guard` watches Faust's table recovery for a changelog partition it waits
   on in vain (seen rarely on Apache Kafka after a rebalance) and has it fetched again.
@@ -40,6 +40,7 @@ from mode.utils.queues import FlowControlEvent
 from trafficlight.base.kafka import BrokerFlavor
 from trafficlight.base.settings import EVENTS_TOPIC, STATE_DIR, VERDICTS_TOPIC
 from trafficlight.streams.deadletters import dead_letter, dead_letter_topic
+from trafficlight.streams.gaps import read_gap
 from trafficlight.streams.metrics import PartitionPosition
 from trafficlight.streams.partition import STATE_TABLE, PartitionCounters, PartitionJudge
 from trafficlight.streams.recovery_guard import RecoveryGuard
@@ -96,6 +97,8 @@ class WorkerApp:
     apply_listeners: list[ApplyListener] = field(default_factory=list)
     #: Records re-read after a restart and skipped whole (already in the state).
     replayed_records: int = 0
+    #: Records Faust did not hand the agent, read from their partition (`streams.gaps`).
+    gap_records: int = 0
 
     def counters(self) -> PartitionCounters:
         total = PartitionCounters()
@@ -222,9 +225,34 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
             await apply_record(event.message)
 
     async def apply_record(message: Message) -> None:
+        judge = judge_for(message.partition)
+        if judge.offset >= 0 and message.offset > judge.offset + 1:
+            await close_gap(judge, message)
+        await apply(judge, message.topic, message.offset, message.key, message.value)
+
+    async def close_gap(judge: PartitionJudge, message: Message) -> None:
+        """Apply the records between the state's end and `message` that Faust did not hand
+        over (`streams.gaps`), unless the partition moved away meanwhile."""
+        start, stop = judge.offset + 1, message.offset
+        log.warning("partition %d: handed offset %d while the state ends at %d: reading "
+                    "offsets %d-%d from the partition", message.partition, stop, start - 1,
+                    start, stop - 1)
+        records = await read_gap(options.bootstrap_servers, message.topic, message.partition,
+                                 start, stop)
+        if worker.judges.get(message.partition) is not judge:
+            return  # revoked while reading: its next owner restores from the table
+        for record in records:
+            await apply(judge, message.topic, record.offset, record.key, record.value)
+        worker.gap_records += len(records)
+        if len(records) < stop - start:
+            log.error("partition %d: %d records between offsets %d and %d could not be read "
+                      "(past the topic's retention?) and are not judged", message.partition,
+                      stop - start - len(records), start, stop - 1)
+
+    async def apply(judge: PartitionJudge, topic: str, offset: int, key: bytes | None,
+                    value: bytes | None) -> None:
         started_s = time.perf_counter()
-        applied = judge_for(message.partition).apply(message.offset, message.value,
-                                                     time.time())
+        applied = judge.apply(offset, value, time.time())
         for on_apply in worker.apply_listeners:
             on_apply(time.perf_counter() - started_s)
         worker.replayed_records += applied.replayed
@@ -232,18 +260,18 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
         # the record and re-publishes identical verdicts; the other order lost them (a kill -9
         # after the changelog writes, before the verdict sends).
         for _, reject in applied.rejects:
-            log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition,
-                        message.offset, reject.reason)
-            await dead_letters.send(key=message.key, value=dead_letter(
-                reject, topic=message.topic, partition=message.partition,
-                offset=message.offset, worker_id=options.worker_id))
+            log.warning("dead letter %s[%d]@%d: %s", topic, judge.partition, offset,
+                        reject.reason)
+            await dead_letters.send(key=key, value=dead_letter(
+                reject, topic=topic, partition=judge.partition, offset=offset,
+                worker_id=options.worker_id))
         for verdict in applied.verdicts:
             await verdicts.send(key=verdict.domain.encode(),
                                 value=orjson.dumps(verdict.to_dict()))
-        for key, value in applied.writes.items():
-            state[key] = value
-        for key in applied.deletes:
-            state.pop(key, None)
+        for state_key, state_value in applied.writes.items():
+            state[state_key] = state_value
+        for state_key in applied.deletes:
+            state.pop(state_key, None)
         await changelog_handed_over()
         if applied.verdicts:
             for listener in worker.verdict_listeners:
@@ -286,8 +314,9 @@ def build_app(options: WorkerOptions, shares: ConfiguredShares | None = None) ->
     async def log_stats() -> None:
         c = worker.counters()
         log.info("stats events=%d dead_letters=%d late=%d time_outliers=%d clamped=%d "
-                 "replayed_records=%d partitions=%s", c.events, c.dead_letters, c.late_events,
-                 c.time_outliers, c.clamped_latencies, worker.replayed_records,
+                 "replayed_records=%d gap_records=%d partitions=%s", c.events, c.dead_letters,
+                 c.late_events, c.time_outliers, c.clamped_latencies, worker.replayed_records,
+                 worker.gap_records,
                  sorted(worker.judges))
 
     return worker

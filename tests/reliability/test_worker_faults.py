@@ -121,6 +121,15 @@ class VerdictReader:
         await self._consumer.stop()
 
 
+def worker_log_digest(folder: Path) -> str:
+    """The lines of the workers' logs that say where each partition's state resumed and
+    what it had to read again: the story of a failed run (CI keeps no tmp folders)."""
+    wanted = ("restored at", "handed offset", "could not be read", "Traceback", "ERROR")
+    return "\n".join(f"{log.stem}: {line}" for log in sorted(folder.glob("*.log"))
+                     for line in log.read_text(errors="replace").splitlines()
+                     if any(w in line for w in wanted))
+
+
 async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_faults(
         tmp_path: Path, kafka_bootstrap: str, database_url: str,
         reap: Callable[[WorkerProcess], WorkerProcess], figures: Callable[[str], None]) -> None:
@@ -180,7 +189,7 @@ async def test_kill_9_and_a_rebalance_leave_verdicts_and_aggregates_as_without_f
           f"({distinct} distinct); buckets {equal_buckets} of {len(expected_buckets)} equal")
 
     assert (logs, distinct) == (len(events), len(events))
-    assert buckets == expected_buckets
+    assert buckets == expected_buckets, worker_log_digest(tmp_path)
     missing = sorted(verdict_key(orjson.loads(v)) for v in reference - set(published))
     assert not missing, f"{len(missing)} verdicts of the no-fault run never published: {missing}"
     extra = sorted({verdict_key(orjson.loads(v)) for v in set(published) - reference})
