@@ -47,10 +47,10 @@ counts, like `ChangeDetector`.
 
 Bursts (`run_weight`, `Dispersion`): hits that come in runs of consecutive requests, or
 cluster in time, are not independent evidence of a higher rate. A batch's positive log-LR is
-weighed down by its own excess of runs (pointwise below the LR: valid whatever the weight
-depends on), and every log-LR by the overdispersion estimated before the batch (a
-predictable weight in (0, 1]: valid by Jensen). Under independent requests both leave every
-guarantee above exact.
+weighed down by the excess of runs in it and the few hundred requests before it (pointwise
+below the LR: valid whatever the weight depends on), and every log-LR by the overdispersion
+estimated before the batch (a predictable weight in (0, 1]: valid by Jensen). Under
+independent requests both leave every guarantee above exact.
 
 `sample_ratio_log_e` -- "the routing is not what the config says": the share of a domain's
 requests on unified against the configured percentage, a tempered mixture test of a composite
@@ -275,12 +275,15 @@ class UpperEvidence:
 def run_weight(n: int, k: int, runs: int) -> float:
     """How much of a batch's positive evidence its hits' runs leave, in (0, 1].
 
-    ``runs`` counts the hits whose previous request of the same target was not a hit, so
-    ``k - runs`` hits went on a run. Independent hits among ``n`` requests go on a run
-    ``k (k - 1) / n`` times on average: as many as chance gives 19 times in 20 (Poisson) are
-    forgiven, and each one beyond weighs the batch down by one of the runs independent hits
-    would have formed, ``k - k (k - 1) / n``. A flaky pool failing ten requests in a row is
-    a few events, not ten independent failures, from the batch that holds the burst on
+    ``n``, ``k``, ``runs``: requests, hits and runs of the batch with the requests just before
+    it (`streams.verdicts.TargetEvidence.run_context`: in a batch of 8 requests alone, 6 slow
+    ones in a row are what chance gives at a rate of 6 in 8). ``runs`` counts the hits whose
+    previous request of the same target was not a hit, so ``k - runs`` hits went on a run.
+    Independent hits among ``n`` requests go on a run ``k (k - 1) / n`` times on average: as
+    many as chance gives 19 times in 20 (Poisson) are forgiven, and each one beyond weighs
+    the batch down by one of the runs independent hits would have formed,
+    ``k - k (k - 1) / n``. A flaky pool failing ten requests in a row is a few events, not
+    ten independent failures, from the batch that holds the burst on
     (`ChangeDetector.update`'s ``gain_weight``, valid whatever it depends on); independent
     hits lose nothing 19 batches in 20.
     """

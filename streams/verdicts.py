@@ -9,16 +9,18 @@ request at ingest. Per target and metric, `TargetEvidence` keeps (see `streams.e
 - a change detector against the warning rate (`alpha`): warning when it fires;
 - an upper e-process against the warning rate (`healthy_alpha`): healthy only when every
   metric is SHOWN below its warning rate (no errors yet is not evidence of health);
-- its burst estimate (`streams.evidence.Dispersion`), which with each batch's runs
-  (`streams.evidence.run_weight`) weighs bursts down as evidence; it carries over to the
-  domain's next step unless that step was rolled back.
+- its burst estimate (`streams.evidence.Dispersion`), which with the runs of each batch's
+  hits (`streams.evidence.run_weight`, weighed against the few hundred requests before the
+  batch: `TargetEvidence.run_context`) weighs bursts down as evidence; the estimate carries
+  over to the domain's next step unless that step was rolled back.
 
 A target's verdict: critical > warning > healthy > insufficient_data. The figures shown
 (requests, errors, P50/P95/P99) stay those of the trailing window.
 
 `decide` is the domain's ladder (see its guards): per metric, a unified breach legacy shares on
-the SAME metric, where unified is not significantly worse (a sequential two-sample test of the
-relative risk, `RatioDetector`), holds; any other unified breach rolls back; legacy trouble on one
+the SAME metric (legacy's warning-level evidence half way to its line or beyond), where unified
+is not significantly worse (a sequential two-sample test of the relative risk, `RatioDetector`),
+holds; any other unified breach rolls back; legacy trouble on one
 metric never hides unified's breach on another; a sample-ratio mismatch
 (`streams.sample_ratio`: the share on unified is not what the config says) holds, never rolls
 back. A rollback stays until the domain's step changes. Detectors restart when the step
@@ -133,8 +135,9 @@ class Counts:
         return _runs(getattr(self, _RUNS_OF[metric]), self.hits(metric))
 
     def to_list(self) -> list[int]:
+        """The fields as they are (runs not counted stay -1): `Counts(*to_list())` is equal."""
         return [self.requests, self.errors, self.slow_warning, self.slow_critical,
-                *(self.runs(m) for m in Metric)]
+                self.errors_runs, self.slow_warning_runs, self.slow_critical_runs]
 
     def __add__(self, other: Counts) -> Counts:
         # Field by field: every evaluation adds its counts to the step's totals.
@@ -171,6 +174,11 @@ def describe(metric: Metric, limits: Thresholds) -> str:
     return f"slower than {limit:.0f} ms"
 
 
+#: How many requests before a batch its hits' runs are weighed against (`run_weight`): enough
+#: to hold a few hits at the critical rates (15 slow requests at 5 %, 1.5 errors at 0.5 %).
+RUN_CONTEXT_REQUESTS = 300
+
+
 @dataclass(slots=True)
 class TargetEvidence:
     """One target's detectors over the current step, and its totals since the step began."""
@@ -184,6 +192,10 @@ class TargetEvidence:
     #: Weigh bursts down (`run_weight`, `dispersion`), or read requests as independent.
     temper_bursts: bool = True
     totals: Counts = Counts()
+    #: The runs' context (`run_context`): the last closed block of batches of at least
+    #: `RUN_CONTEXT_REQUESTS` requests, and the block filling since.
+    run_block_closed: Counts = Counts()
+    run_block: Counts = Counts()
 
     @classmethod
     def new(cls, limits: Thresholds, s: JudgeSettings) -> TargetEvidence:
@@ -205,31 +217,46 @@ class TargetEvidence:
         n, temper = counts.requests, self.temper_bursts
         # Known before the batch: the dispersion so far.
         weight = {m: d.weight if temper else 1.0 for m, d in self.dispersion.items()}
+        context = self.run_context(counts)
         for group in (self.critical, self.warning):
             for metric, detector in group.items():
-                k = counts.hits(metric)
-                runs = run_weight(n, k, counts.runs(metric)) if temper else 1.0
-                detector.update(n, k, weight[metric], runs)
+                runs = (run_weight(context.requests, context.hits(metric), context.runs(metric))
+                        if temper else 1.0)
+                detector.update(n, counts.hits(metric), weight[metric], runs)
         for metric, evidence in self.healthy.items():
             evidence.update(n, counts.hits(metric), weight[metric])
         for metric, dispersion in self.dispersion.items():
             dispersion.update(n, counts.hits(metric))
         self.totals = self.totals + counts
+        self.run_block = self.run_block + counts
+        if self.run_block.requests >= RUN_CONTEXT_REQUESTS:
+            self.run_block_closed, self.run_block = self.run_block, Counts()
+
+    def run_context(self, counts: Counts) -> Counts:
+        """The batch with the requests just before it (at least `RUN_CONTEXT_REQUESTS` once
+        the step has them): what its hits' runs are weighed in. In the batch alone a pause
+        that slows 6 of a second's 8 requests is no surprise (6 hits of 8 go on runs by
+        chance); against the rate of the few hundred requests before, it is a burst."""
+        return self.run_block_closed + self.run_block + counts
 
     def to_dict(self) -> dict[str, Any]:
         return {"critical": {m.value: d.to_list() for m, d in self.critical.items()},
                 "warning": {m.value: d.to_list() for m, d in self.warning.items()},
                 "healthy": {m.value: e.to_list() for m, e in self.healthy.items()},
                 "dispersion": {m.value: d.to_list() for m, d in self.dispersion.items()},
-                "totals": self.totals.to_list()}
+                "totals": self.totals.to_list(),
+                "run_blocks": [self.run_block_closed.to_list(), self.run_block.to_list()]}
 
     def load(self, data: dict[str, Any]) -> None:
-        """Restore `to_dict`; state written before the dispersion estimate starts it anew."""
+        """Restore `to_dict`; state written before the dispersion estimate or the runs'
+        context starts them anew."""
         for name, group in (("critical", self.critical), ("warning", self.warning),
                             ("healthy", self.healthy), ("dispersion", self.dispersion)):
             for metric, values in data.get(name, {}).items():
                 group[Metric(metric)].restore(values)
         self.totals = Counts(*data["totals"])
+        closed, filling = data.get("run_blocks", ([], []))
+        self.run_block_closed, self.run_block = Counts(*closed), Counts(*filling)
 
 
 @dataclass(slots=True)
@@ -413,14 +440,14 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
     #    does not count.) A breach that began shared stays shared while it lasts: after an
     #    outage both detectors come back below the line at their own pace, and the one
     #    falling first must not blame the other; the two-sample test still rolls back.
-    #    Legacy shares a breach from its warning-level evidence on the same metric on: at an
-    #    outage's onset both see it, and whichever detector crosses a line first must not
-    #    decide; whether unified is worse is the two-sample test's question.
+    #    Legacy shares a breach from half its warning-level evidence on the same metric on
+    #    (`_legacy_shares`): at an outage's onset both see it, and whichever detector crosses
+    #    a line first must not decide; whether unified is worse is the two-sample test's.
     shared: list[str] = []
     for metric in unified.critical:
         ratio = state.ratio[metric]
         legacy_breach = metric in state.shared or (legacy is not None and (
-            metric in legacy.critical or _WARNING_OF[metric] in legacy.warning))
+            metric in legacy.critical or _legacy_shares(state, metric)))
         worse = f"unified vs legacy e-value {e_text(ratio.log_value)}"
         if not legacy_breach:
             why = f"{describe(metric, limits)}: unified breaches critical, legacy does not"
@@ -455,6 +482,16 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
     # 8. Not enough evidence either way: hold.
     return Outcome(Decision.HOLD, Rule.INSUFFICIENT_EVIDENCE,
                    ("unified not yet shown below the warning rates",), False)
+
+
+def _legacy_shares(state: DomainState, metric: Metric) -> bool:
+    """Legacy shows the trouble on `metric` too: its warning-level evidence has half the nats
+    it needs to fire. At an outage's onset both targets gather evidence at once, bursts weigh
+    it down on both, and which crosses its line first is a race: unified must not be rolled
+    back for winning it. (A legacy that merely looks bad still leaves the two-sample test to
+    roll back a unified significantly worse than it.)"""
+    detector = state.legacy.warning[_WARNING_OF[metric]]
+    return detector.log_value >= detector.log_threshold / 2
 
 
 @dataclass(frozen=True, slots=True)

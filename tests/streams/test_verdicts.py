@@ -144,8 +144,43 @@ def test_a_verdict_round_trips_through_its_dict() -> None:
 
 def test_domain_state_round_trips_through_json() -> None:
     state = DomainState.new(LIMITS, SETTINGS)
-    step(state, Counts(100, 3, 7, 1), Counts(50, 0, 2, 0))
+    for _ in range(4):  # 400 requests: a closed block of the runs' context, and one filling
+        step(state, Counts(100, 3, 7, 1), Counts(50, 0, 2, 0))
     assert DomainState.from_dict(state.to_dict(), LIMITS, SETTINGS) == state
+
+
+def slow_evidence_after(burst: Counts) -> float:
+    """Unified's critical latency evidence after 40 s at 8 req/s (3 % slow), then `burst`."""
+    state = DomainState.new(LIMITS, SETTINGS)
+    for second in range(40):
+        slow = int(second % 4 == 0)
+        step(state, Counts(8, 0, slow, slow), clean(8))
+    step(state, burst, clean(8))
+    return state.unified.critical[Metric.SLOW_CRITICAL].log_value
+
+
+def test_a_low_volume_burst_weighs_less_than_as_many_independent_hits() -> None:
+    # One second of 8 requests, 6 of them slow: in one run (a pause), or each its own run.
+    in_one_run = slow_evidence_after(Counts(8, 0, 6, 6, -1, 1, 1))
+    independent = slow_evidence_after(Counts(8, 0, 6, 6, -1, 6, 6))
+    assert in_one_run < independent - 1.0
+
+
+def legacy_warning_at(share_of_line: float) -> Outcome:
+    """Unified's critical error detector fired; legacy's warning one at `share_of_line` of
+    its threshold (in nats)."""
+    state = DomainState.new(LIMITS, SETTINGS)
+    step(state, clean(), clean())
+    fired, legacy = state.unified.critical[Metric.ERRORS], state.legacy.warning[Metric.ERRORS]
+    fired.restore([100.0] + [fired.log_threshold + 1.0] * len(fired.log_d))
+    legacy.restore([100.0] + [legacy.log_threshold * share_of_line] * len(legacy.log_d))
+    return decide(judge_target(state.unified, LIMITS), judge_target(state.legacy, LIMITS),
+                  state, LIMITS)
+
+
+def test_legacy_half_way_to_its_warning_line_shares_the_breach() -> None:
+    assert legacy_warning_at(0.6).rule is Rule.SHARED_BREACH
+    assert legacy_warning_at(0.4).rule is Rule.UNIFIED_BREACH
 
 
 def test_state_saved_before_the_dispersion_estimate_restores_with_it_fresh() -> None:
