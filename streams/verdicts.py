@@ -174,6 +174,8 @@ def describe(metric: Metric, limits: Thresholds) -> str:
     return f"slower than {limit:.0f} ms"
 
 
+_NO_RUN_WEIGHTS = dict.fromkeys(Metric, 1.0)
+
 #: How many requests before a batch its hits' runs are weighed against (`run_weight`): enough
 #: to hold a few hits at the critical rates (15 slow requests at 5 %, 1.5 errors at 0.5 %).
 RUN_CONTEXT_REQUESTS = 300
@@ -217,12 +219,10 @@ class TargetEvidence:
         n, temper = counts.requests, self.temper_bursts
         # Known before the batch: the dispersion so far.
         weight = {m: d.weight if temper else 1.0 for m, d in self.dispersion.items()}
-        context = self.run_context(counts)
+        runs = self._run_weights(counts) if temper else _NO_RUN_WEIGHTS
         for group in (self.critical, self.warning):
             for metric, detector in group.items():
-                runs = (run_weight(context.requests, context.hits(metric), context.runs(metric))
-                        if temper else 1.0)
-                detector.update(n, counts.hits(metric), weight[metric], runs)
+                detector.update(n, counts.hits(metric), weight[metric], runs[metric])
         for metric, evidence in self.healthy.items():
             evidence.update(n, counts.hits(metric), weight[metric])
         for metric, dispersion in self.dispersion.items():
@@ -231,6 +231,15 @@ class TargetEvidence:
         self.run_block = self.run_block + counts
         if self.run_block.requests >= RUN_CONTEXT_REQUESTS:
             self.run_block_closed, self.run_block = self.run_block, Counts()
+
+    def _run_weights(self, counts: Counts) -> dict[Metric, float]:
+        """Per metric, `run_weight` of the batch in its context; 1 for a batch without hits
+        (its log-LR is not positive: nothing to weigh), without building the context."""
+        if not (counts.errors or counts.slow_warning or counts.slow_critical):
+            return _NO_RUN_WEIGHTS
+        context = self.run_context(counts)
+        return {m: run_weight(context.requests, context.hits(m), context.runs(m))
+                if counts.hits(m) else 1.0 for m in Metric}
 
     def run_context(self, counts: Counts) -> Counts:
         """The batch with the requests just before it (at least `RUN_CONTEXT_REQUESTS` once
