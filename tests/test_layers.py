@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The Faust/Kafka/Postgres side of streams/; every other streams module is pure judging core.
 STREAM_SERVICES = frozenset({"app", "worker", "sink", "actions", "deadletters", "plan_store",
-                             "config_shares", "recovery_guard"})
+                             "config_shares", "recovery_guard", "gaps"})
 
 
 class Layer(IntEnum):
