@@ -14,14 +14,19 @@ change detection", 2023). For an alternative q > p0 a batch's likelihood ratio i
 batch t" (``sum pi <= 1``), ``D_t = LR_t (D_{t-1} + pi_t)`` is the mixture over change points
 of the e-processes started at each of them, and ``D_t + sum_{s>t} pi_s`` is a nonnegative
 supermartingale starting at ``<= 1`` under any ``p <= p0`` (E[LR] <= 1 there): P(sup D >= 1/alpha)
-<= alpha over the whole infinite horizon. The prior (indexed by REQUEST count N, so low volume
-pays little for waiting): ``prior_start`` (1/2) on the step start, the other half spread as
-``M(N) = (1 - prior_start) (1 - 1/ln ln(N + e^e))`` over request indices, a batch getting the
-mass of its indices ``M(N_t) - M(N_{t-1})``. Its density ~ 1/(N ln N (ln ln N)^2) is much
-heavier-tailed than 1/N^2: a change after N requests costs ``-ln(mass)`` nats, e.g. ~14 nats
-for a 100-request batch two hours into a 100 req/s step (1/(N(N+1)) would cost ~23), ~8 nats
-for one request after 100. A mixture over alternatives ``q_j = p0 * m_j`` with weights
-``w_j`` (sum 1) keeps the guarantee: ``D = sum_j w_j D^j``.
+<= alpha over the whole infinite horizon. The evidence runs over a whole rollout (from its
+first step, or from the step after a rollback), so the budget is per rollout, not per step.
+The prior (indexed by REQUEST count N, so low volume pays little for waiting): ``prior_start``
+(1/2) on the rollout's step starts, ``prior_start / (k (k + 1))`` on the k-th (a handler that
+breaks under a new step's load pays 1.4, 2.5, 3.2 nats at steps 1, 2, 3), the other half
+spread as ``M(N) = (1 - prior_start) (1 - 1/ln ln(N + e^e))`` over request indices, a batch
+getting the mass of its indices ``M(N_t) - M(N_{t-1})``. A step start is known before the
+batch's outcomes (the events' config version), so its mass is predictable and validity holds.
+The index density ~ 1/(N ln N (ln ln N)^2) is much heavier-tailed than 1/N^2: a change after
+N requests costs ``-ln(mass)`` nats, e.g. ~14 nats for a 100-request batch two hours into a
+100 req/s step (1/(N(N+1)) would cost ~23), ~8 nats for one request after 100. A mixture
+over alternatives ``q_j = p0 * m_j`` with weights ``w_j`` (sum 1) keeps the guarantee:
+``D = sum_j w_j D^j``.
 
 Robustness to clustered hits (errors come in bursts in real traffic): each batch's log-LR is
 capped at ``max_batch_nats`` (min(LR, C) has E <= 1 too, so validity holds), so one burst inside
@@ -95,12 +100,52 @@ def e_text(log_value: float) -> str:
     return f"{math.exp(min(log_value, 700.0)):.3g}"
 
 
-def change_prior_mass(before: int, after: int, prior_start: float) -> float:
-    """Prior mass of "the change happened at a request index in (before, after]" (plus the
-    step-start mass when ``before == 0``). Sums to at most 1 over any sequence of batches."""
+def change_prior_mass(before: int, after: int, prior_start: float, step: int = 0) -> float:
+    """Prior mass of "the change happened at a request index in (before, after]", plus, for
+    the first batch of the rollout's ``step``-th step (1-based; 0: not a step's first batch),
+    the mass on "at that step's start", ``prior_start / (step (step + 1))``: 1/4 on the
+    first step's start, 1/12 on the second's, 1/24 on the third's (with ``prior_start`` 1/2).
+    Sums to at most 1 over any sequence of batches and steps."""
     rest = 1.0 - prior_start
     mass = rest * (1.0 / math.log(math.log(before + _EE)) - 1.0 / math.log(math.log(after + _EE)))
-    return mass + (prior_start if before == 0 else 0.0)
+    return mass + (prior_start / (step * (step + 1)) if step > 0 else 0.0)
+
+
+@dataclass(slots=True)
+class ChangePrior:
+    """A detector's place in its change-point prior: the index seen (requests, or hits for
+    `RatioDetector`), the rollout's step, and whether that step's start mass is still to be
+    spent on its first batch."""
+
+    start: float
+    seen: int = 0
+    step: int = 1
+    step_open: bool = True
+
+    def take(self, n: int) -> float:
+        """log of the mass on a change in the next ``n`` indices (and, on a step's first
+        batch, at the step's start); moves past them."""
+        mass = change_prior_mass(self.seen, self.seen + n, self.start,
+                                 self.step if self.step_open else 0)
+        self.seen += n
+        self.step_open = False
+        return math.log(mass)
+
+    def new_step(self) -> None:
+        self.step += 1
+        self.step_open = True
+
+    def restore(self, seen: float, extra: Sequence[float]) -> None:
+        """From `seen` and the detector list's tail: ``[step, step_open]``, or nothing in state
+        written before steps carried evidence (a step then was a rollout's first)."""
+        self.seen = int(seen)
+        if extra:
+            self.step, self.step_open = int(extra[0]), bool(extra[1])
+        else:
+            self.step, self.step_open = 1, self.seen == 0
+
+    def tail(self) -> list[float]:
+        return [float(self.step), float(self.step_open)]
 
 
 def bernoulli_log_lr(n: int, k: int, q: float, p0: float) -> float:
@@ -138,9 +183,8 @@ class ChangeDetector:
     mixture: Mixture
     log_threshold: float
     max_batch_nats: float
-    prior_start: float
     headroom_nats: float
-    requests: int
+    prior: ChangePrior
     log_d: list[float]
     #: Per alternative: log(q/p0) per hit and log((1-q)/(1-p0)) per miss.
     _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
@@ -157,8 +201,8 @@ class ChangeDetector:
             prior_start: float = 0.5, headroom_nats: float = 3.0) -> ChangeDetector:
         if not 0 < p0 < 1:
             raise ValueError(f"null rate must be in (0, 1), got {p0}")
-        return cls(p0, mixture, math.log(1 / alpha), max_batch_nats, prior_start,
-                   headroom_nats, 0, [LOG_ZERO] * len(mixture.multiples))
+        return cls(p0, mixture, math.log(1 / alpha), max_batch_nats, headroom_nats,
+                   ChangePrior(prior_start), [LOG_ZERO] * len(mixture.multiples))
 
     def alternatives(self) -> list[float]:
         """The alternative rates, capped below 1 (a multiple past 1 is folded to 0.99)."""
@@ -172,8 +216,7 @@ class ChangeDetector:
         at most the LR, pointwise, and keeps its mean."""
         if n <= 0:
             return
-        log_mass = math.log(change_prior_mass(self.requests, self.requests + n,
-                                              self.prior_start))
+        log_mass = self.prior.take(n)
         cap = self.log_threshold + self.headroom_nats
         batch_cap = self.max_batch_nats
         log_d = self.log_d
@@ -188,7 +231,6 @@ class ChangeDetector:
             hi, lo = (log_mass, log_d[j]) if log_d[j] < log_mass else (log_d[j], log_mass)
             d = llr + (hi if lo <= LOG_ZERO else hi + log1p(exp(lo - hi)))
             log_d[j] = d if d < cap else cap
-        self.requests += n
         self._log_value = self._mix()
 
     def _mix(self) -> float:
@@ -204,11 +246,12 @@ class ChangeDetector:
         return self.log_value >= self.log_threshold
 
     def to_list(self) -> list[float]:
-        return [float(self.requests), *self.log_d]
+        return [float(self.prior.seen), *self.log_d, *self.prior.tail()]
 
     def restore(self, data: Sequence[float]) -> None:
-        self.requests = int(data[0])
-        self.log_d = [float(x) for x in data[1:]]
+        width = len(self.mixture.multiples)
+        self.prior.restore(data[0], data[1 + width:])
+        self.log_d = [float(x) for x in data[1:1 + width]]
         self._log_value = self._mix()
 
 
@@ -395,9 +438,8 @@ class RatioDetector:
     mixture: Mixture
     log_threshold: float
     max_batch_nats: float
-    prior_start: float
     headroom_nats: float
-    hits: int
+    prior: ChangePrior
     log_d: list[float]
 
     @classmethod
@@ -405,19 +447,18 @@ class RatioDetector:
             prior_start: float = 0.5, headroom_nats: float = 3.0) -> RatioDetector:
         if min(mixture.multiples) <= 1:
             raise ValueError("relative risks must be above 1")
-        return cls(mixture, math.log(1 / alpha), max_batch_nats, prior_start, headroom_nats,
-                   0, [LOG_ZERO] * len(mixture.multiples))
+        return cls(mixture, math.log(1 / alpha), max_batch_nats, headroom_nats,
+                   ChangePrior(prior_start), [LOG_ZERO] * len(mixture.multiples))
 
     def update(self, n_u: int, k_u: int, n_l: int, k_l: int) -> None:
         hits = k_u + k_l
         if n_u <= 0 or n_l <= 0 or hits == 0:
             return  # no hit, or one target silent: no information about the ratio
-        log_mass = math.log(change_prior_mass(self.hits, self.hits + hits, self.prior_start))
+        log_mass = self.prior.take(hits)
         cap = self.log_threshold + self.headroom_nats
         for j, rho in enumerate(self.mixture.multiples):
             llr = min(ratio_log_lr(n_u, k_u, n_l, k_l, rho), self.max_batch_nats)
             self.log_d[j] = min(llr + _logaddexp(self.log_d[j], log_mass), cap)
-        self.hits += hits
 
     @property
     def log_value(self) -> float:
@@ -429,11 +470,12 @@ class RatioDetector:
         return self.log_value >= self.log_threshold
 
     def to_list(self) -> list[float]:
-        return [float(self.hits), *self.log_d]
+        return [float(self.prior.seen), *self.log_d, *self.prior.tail()]
 
     def restore(self, data: Sequence[float]) -> None:
-        self.hits = int(data[0])
-        self.log_d = [float(x) for x in data[1:]]
+        width = len(self.mixture.multiples)
+        self.prior.restore(data[0], data[1 + width:])
+        self.log_d = [float(x) for x in data[1:1 + width]]
 
 
 def sample_ratio_log_e(n: int, k: int, share: float, tolerance: float, dispersion: float,

@@ -487,8 +487,7 @@ class Judge:
         judged = {t: judge_target(evidence[t], limits, explain=False) for t in present}
         configured_pct = (None if self.shares is None
                           else self.shares.percentage(state.config_version, domain))
-        guard = sample_ratio(state.unified.totals.requests, state.legacy.totals.requests,
-                             configured_pct, self.settings)
+        guard = sample_ratio(*state.step_requests, configured_pct, self.settings)
         outcome = decide(judged.get(Target.UNIFIED), judged.get(Target.LEGACY), state, limits,
                          guard)
         state.shared = outcome.shared

@@ -18,11 +18,11 @@ batch_requests = 100          # between heartbeats, a domain is evaluated at the
 bucket         = "10s"        # tumbling bucket of the stored aggregates
 grace          = "10s"        # watermark = max event time - grace
 max_jump       = "5m"         # a single event further ahead needs a second one to confirm it
-alpha          = 0.01         # per detector: P(ever firing in a step | rate <= its threshold)
+alpha          = 0.01         # per detector: P(ever firing in a rollout | rate <= its threshold)
 healthy_alpha  = 0.01         # per metric: P(ever "shown below warning" | rate >= warning)
 compare_alpha  = 0.001        # unified-vs-legacy test: P(ever "worse" | unified <= legacy)
 max_batch_nats = 12.0         # cap on one step's log likelihood ratio (bursts of errors)
-prior_start    = 0.5          # change-point prior mass on "from the step start"
+prior_start    = 0.5          # change-point prior mass on the steps' starts (1/4 first, 1/12...)
 alternatives        = [1.5, 2, 3, 5, 10, 20, 50]  # multiples of the null rate mixed over
 alternative_weights = [4, 2, 1, 1, 2, 3, 1]       # their weights (normalised)
 healthy_alternatives = [0.8, 0.6, 0.4, 0.2, 0.05] # multiples of the warning rate (below it)

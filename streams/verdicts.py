@@ -183,7 +183,8 @@ RUN_CONTEXT_REQUESTS = 300
 
 @dataclass(slots=True)
 class TargetEvidence:
-    """One target's detectors over the current step, and its totals since the step began."""
+    """One target's detectors and totals over the rollout (from its first step, or the step
+    after its last rollback: `DomainState.next_step`)."""
 
     critical: dict[Metric, ChangeDetector]
     warning: dict[Metric, ChangeDetector]
@@ -241,6 +242,13 @@ class TargetEvidence:
         return {m: run_weight(context.requests, context.hits(m), context.runs(m))
                 if counts.hits(m) else 1.0 for m in Metric}
 
+    def new_step(self) -> None:
+        """The rollout moved to its next step: the change detectors' prior gets that step's
+        start mass; everything else carries on."""
+        for group in (self.critical, self.warning):
+            for detector in group.values():
+                detector.prior.new_step()
+
     def run_context(self, counts: Counts) -> Counts:
         """The batch with the requests just before it (at least `RUN_CONTEXT_REQUESTS` once
         the step has them): what its hits' runs are weighed in. In the batch alone a pause
@@ -283,6 +291,9 @@ class DomainState:
     #: What the last published rows said (decision, rule, verdicts): rows are published
     #: again only when it changes, or at a heartbeat.
     published: str = ""
+    #: Unified and legacy requests in this step (config version): the sample-ratio guard's
+    #: totals. The evidence's own totals run over the rollout.
+    step_requests: tuple[int, int] = (0, 0)
 
     @classmethod
     def new(cls, limits: Thresholds, s: JudgeSettings, config_version: int = -1) -> DomainState:
@@ -293,20 +304,33 @@ class DomainState:
 
     def next_step(self, limits: Thresholds, s: JudgeSettings, config_version: int
                   ) -> DomainState:
-        """The state of the domain's next step: evidence restarts and a rollback is cleared,
-        but each target's burst estimate (`TargetEvidence.dispersion`) carries over, since
-        how bursty a handler and its traffic are does not change with the percentage; only a
-        rollout's first step starts without one. Not after a rollback: a regression's onset
-        would count as burstiness there, and the next step's evidence would be weighed down."""
-        state = DomainState.new(limits, s, config_version)
-        if not self.rolled_back:
-            state.unified.dispersion = self.unified.dispersion
-            state.legacy.dispersion = self.legacy.dispersion
-        return state
+        """The state of the domain's next step (a new config version).
+
+        The evidence carries on: the handlers are the same at a new percentage (or after
+        another domain's change, which bumps the version too), so a regression that began
+        before the step is not forgotten, a healthy record is kept, and the false-rollback
+        budget spans the rollout instead of restarting with every version. The change
+        detectors' prior puts mass on the new step's start (`ChangePrior`): a handler that
+        breaks under the new step's load is caught as fast as at a step's start. Only the
+        sample-ratio guard's totals restart (the configured share changed).
+
+        After a rollback everything starts afresh, the burst estimate too (the regression's
+        onset would count as burstiness): what is re-enabled is judged as new."""
+        if self.rolled_back:
+            return DomainState.new(limits, s, config_version)
+        self.config_version = config_version
+        self.step_requests = (0, 0)
+        self.unified.new_step()
+        self.legacy.new_step()
+        for detector in self.ratio.values():
+            detector.prior.new_step()
+        return self
 
     def update(self, unified: Counts, legacy: Counts) -> None:
         self.unified.update(unified)
         self.legacy.update(legacy)
+        u, l_ = self.step_requests
+        self.step_requests = (u + unified.requests, l_ + legacy.requests)
         for metric, detector in self.ratio.items():
             detector.update(unified.requests, unified.hits(metric), legacy.requests,
                             legacy.hits(metric))
@@ -316,7 +340,8 @@ class DomainState:
                 "legacy": self.legacy.to_dict(),
                 "ratio": {m.value: d.to_list() for m, d in self.ratio.items()},
                 "rolled_back": self.rolled_back, "rollback_reason": self.rollback_reason,
-                "shared": [m.value for m in self.shared], "published": self.published}
+                "shared": [m.value for m in self.shared], "published": self.published,
+                "step_requests": list(self.step_requests)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], limits: Thresholds,
@@ -329,6 +354,10 @@ class DomainState:
         state.rolled_back, state.rollback_reason = data["rolled_back"], data["rollback_reason"]
         state.shared = tuple(Metric(m) for m in data.get("shared", ()))
         state.published = data.get("published", "")
+        # State written before evidence carried over steps: its totals were the step's.
+        u, l_ = data.get("step_requests", (state.unified.totals.requests,
+                                           state.legacy.totals.requests))
+        state.step_requests = (int(u), int(l_))
         return state
 
 
@@ -379,7 +408,7 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
 
     def figure(m: Metric) -> str:
         share = 100 * t.hits(m) / n if n else 0.0
-        text = f"{describe(m, limits)} {t.hits(m)}/{n} ({share:.2f}%) this step"
+        text = f"{describe(m, limits)} {t.hits(m)}/{n} ({share:.2f}%) this rollout"
         if m is Metric.ERRORS and window is not None:
             span = window.window_end_s - window.window_start_s
             text += (f", {window.errors}/{window.requests} ({window.error_pct:.2f}%) "
@@ -432,13 +461,13 @@ def decide(unified: Judgement | None, legacy: Judgement | None, state: DomainSta
     `ratio_guard`: the sample-ratio guard's reading of the step (`streams.sample_ratio`),
     None when it is off."""
     mismatch = ratio_guard if ratio_guard is not None and ratio_guard.mismatch else None
-    # 1. Rolled back in this step: stays so until the step changes (config version).
+    # 1. Rolled back: stays so until the step changes (config version).
     if state.rolled_back:
         return Outcome(Decision.ROLLBACK, Rule.ROLLED_BACK,
                        (f"rolled back in this step: {state.rollback_reason}",), True)
     # 2. Nothing from unified since the step began: hold (a mismatch when the config says
     #    unified should have had some: the reason says so).
-    if unified is None or state.unified.totals.requests == 0:
+    if unified is None or state.step_requests[0] == 0:
         if mismatch is not None:
             return Outcome(Decision.HOLD, Rule.SAMPLE_RATIO_MISMATCH, (mismatch.reason(),),
                            False)
@@ -508,7 +537,7 @@ class Verdict:
     """SPEC "Verdict": one target's figures, verdict and its domain's decision at one instant.
 
     Added fields: `rule` (the `Rule` of the domain's decision, the same on every row of an
-    evaluation) and `evidence` (this target's counts since the step began and, per metric, its
+    evaluation) and `evidence` (this target's counts over the rollout and, per metric, its
     e-values against their thresholds). `reasons` are this target's own; the unified row adds
     the decision's explanation, the legacy row never carries unified's reasons.
     """

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from trafficlight.streams.evidence import (
     ChangeDetector,
+    ChangePrior,
     Dispersion,
     Mixture,
     RatioDetector,
@@ -25,13 +26,22 @@ UP = Mixture.of([1.5, 2, 3, 5, 10, 20, 50], [1, 1, 1, 1, 3, 3, 1])
 DOWN = Mixture.of([0.8, 0.6, 0.4, 0.2, 0.05])
 
 
-@given(st.lists(st.integers(1, 10_000), min_size=1, max_size=50), st.floats(0.01, 0.99))
-def test_the_change_point_prior_never_sums_above_one(sizes: list[int], start: float) -> None:
-    total, seen = 0.0, 0
-    for n in sizes:
-        total += change_prior_mass(seen, seen + n, start)
-        seen += n
+@given(st.lists(st.tuples(st.integers(1, 10_000), st.booleans()), min_size=1, max_size=50),
+       st.floats(0.01, 0.99))
+def test_the_change_point_prior_never_sums_above_one(batches: list[tuple[int, bool]],
+                                                     start: float) -> None:
+    prior = ChangePrior(start)
+    total = 0.0
+    for n, new_step in batches:
+        if new_step:
+            prior.new_step()
+        total += math.exp(prior.take(n))
     assert 0 < total <= 1 + 1e-12
+
+
+def test_the_steps_prior_is_a_quarter_on_the_first_and_a_twelfth_on_the_second() -> None:
+    assert change_prior_mass(0, 0, 0.5, step=1) == 0.25
+    assert math.isclose(change_prior_mass(0, 0, 0.5, step=2), 1 / 12)
 
 
 @given(st.integers(1, 500), st.floats(1e-4, 0.5), st.floats(1.01, 50))
@@ -140,8 +150,17 @@ def test_unified_ten_times_legacy_is_significantly_worse() -> None:
 def test_detector_state_round_trips_exactly() -> None:
     detector = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
     detector.update(100, 3)
+    detector.prior.new_step()
     copy = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
     copy.restore(detector.to_list())
+    assert copy == detector
+
+
+def test_detector_state_saved_before_steps_carried_over_restores_in_the_first_step() -> None:
+    detector = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    detector.update(100, 3)
+    copy = ChangeDetector.new(0.005, UP, 1e-3, 12.0)
+    copy.restore(detector.to_list()[:-2])  # the old layout: [requests, *log_d]
     assert copy == detector
 
 

@@ -203,11 +203,47 @@ def bursty_state() -> DomainState:
     return state
 
 
-def test_a_new_step_restarts_the_evidence_and_keeps_the_burst_estimate() -> None:
+def test_a_new_step_carries_the_evidence_and_restarts_the_guards_totals() -> None:
     old = bursty_state()
+    totals, dispersion = old.unified.totals, old.unified.dispersion
     new = old.next_step(LIMITS, SETTINGS, config_version=2)
-    assert new.unified.totals == Counts() and new.config_version == 2
-    assert new.unified.dispersion == old.unified.dispersion
+    assert new.config_version == 2 and new.step_requests == (0, 0)
+    assert new.unified.totals == totals and new.unified.dispersion == dispersion
+
+
+def test_a_regression_begun_before_a_step_change_is_not_forgotten() -> None:
+    state = DomainState.new(LIMITS, SETTINGS, config_version=1)
+    for _ in range(600):
+        step(state, clean(), clean())
+    # 2 % errors for 12 s: evidence builds, not yet enough to roll back.
+    for _ in range(12):
+        assert not step(state, Counts(100, 2), clean()).rolled_back
+    before = state.unified.critical[Metric.ERRORS].log_value
+    state = state.next_step(LIMITS, SETTINGS, config_version=2)
+    assert state.unified.critical[Metric.ERRORS].log_value == before > 0
+    # Three more seconds of it roll back (evidence restarted at the step would need 6).
+    outcomes = [step(state, Counts(100, 2), clean()) for _ in range(3)]
+    assert outcomes[-1].rolled_back
+
+
+def test_a_handler_breaking_at_a_new_steps_start_costs_little_prior() -> None:
+    def seconds_to_roll_back(new_step: bool) -> int:
+        state = DomainState.new(LIMITS, SETTINGS, config_version=1)
+        for _ in range(7200):  # two clean hours at 100 req/s
+            step(state, clean(), clean())
+        if new_step:
+            state = state.next_step(LIMITS, SETTINGS, config_version=2)
+        return next(i for i in range(600) if step(state, Counts(100, 2), clean()).rolled_back)
+
+    assert seconds_to_roll_back(new_step=True) < seconds_to_roll_back(new_step=False) / 2
+
+
+def test_another_domains_change_keeps_a_healthy_record() -> None:
+    state = DomainState.new(LIMITS, SETTINGS, config_version=1)
+    outcomes = [step(state, clean(), clean()) for _ in range(300)]
+    assert outcomes[-1].decision is Decision.PROCEED
+    state = state.next_step(LIMITS, SETTINGS, config_version=2)
+    assert step(state, clean(), clean()).decision is Decision.PROCEED
 
 
 def test_a_step_after_a_rollback_starts_its_burst_estimate_afresh() -> None:

@@ -100,7 +100,8 @@ def _duration(seconds: float | None) -> str:
         return f"{seconds:.0f} s"
     if seconds < HOUR_S:
         return f"{seconds / MINUTE_S:.0f} min"
-    return f"{seconds / HOUR_S:g} h"
+    hours, rest = divmod(round(seconds / MINUTE_S), 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -168,6 +169,29 @@ def _late_regression(seed: int) -> Scenario:
                            "late-errors-2pct", IncidentKind.ERROR_RATE, _UNIFIED, start,
                            duration, error_pct=2.0,
                            deadline_s=deadline_for(2.0, CRITICAL_ERROR_PCT, per_s))])
+
+
+def _step_regression(seed: int) -> Scenario:
+    """2 % errors from 25 min in; the step goes 25 % -> 50 % at 30 min: a regression that
+    began before a step change (a new config version) must not be forgotten by it."""
+    start, duration = 25 * MINUTE_S, 2 * HOUR_S
+    return _one_domain(seed, _MODERATE_PER_S, duration, steps=((0.0, 25.0), (30 * MINUTE_S, 50.0)),
+                       incidents=[_incident(
+                           "errors-across-a-step", IncidentKind.ERROR_RATE, _UNIFIED, start,
+                           duration, error_pct=2.0,
+                           deadline_s=deadline_for(2.0, CRITICAL_ERROR_PCT,
+                                                   _MODERATE_PER_S / 2))])
+
+
+def _load_regression(seed: int) -> Scenario:
+    """2 % errors from the moment the step goes 25 % -> 50 %, two hours in: a handler that
+    breaks under the new step's load."""
+    start, duration = 2 * HOUR_S, 3 * HOUR_S
+    return _one_domain(seed, _MODERATE_PER_S, duration, steps=((0.0, 25.0), (start, 50.0)),
+                       incidents=[_incident(
+                           "errors-from-a-new-step", IncidentKind.ERROR_RATE, _UNIFIED, start,
+                           duration, error_pct=2.0,
+                           deadline_s=deadline_for(2.0, CRITICAL_ERROR_PCT, _MODERATE_PER_S))])
 
 
 def _latency_creep(seed: int) -> Scenario:
@@ -251,6 +275,17 @@ def _runbook_errors(seed: int) -> Scenario:
     return _one_domain(seed, _RUNBOOK_UNIFIED_PER_S, duration, pct=10.0, incidents=[_incident(
         "runbook-errors-10pct", IncidentKind.ERROR_RATE, _UNIFIED, HOUR_S, duration,
         error_pct=10.0, deadline_s=HOUR_S)])
+
+
+def _runbook_slow(seed: int) -> Scenario:
+    """Unified latencies x6 (P95 0.8 s -> 4.8 s: 27 % of requests slower than 3 s) at 50
+    unified requests an hour, from 1 h in."""
+    duration, factor = 4 * HOUR_S, 6.0
+    slow = share_slower_pct(default_targets()["unified"], factor, CRITICAL_P95_MS)
+    return _one_domain(seed, _RUNBOOK_UNIFIED_PER_S, duration, pct=10.0, incidents=[_incident(
+        "runbook-slow", IncidentKind.LATENCY_STEP, _UNIFIED, HOUR_S, duration,
+        latency_factor=factor,
+        deadline_s=deadline_for(slow, P95_SHARE_PCT, _RUNBOOK_UNIFIED_PER_S))])
 
 
 def _runbook_healthy(seed: int) -> Scenario:
@@ -341,6 +376,10 @@ CATALOGUE: tuple[LabelledScenario, ...] = (
                      _sustained(2.0, _MODERATE_PER_S, 15 * MINUTE_S, HOUR_S)),
     LabelledScenario("late-regression", "2 % errors from 2 h into a 50 % step",
                      _late_regression),
+    LabelledScenario("step-regression", "2 % errors from 5 min before a 25 -> 50 % step",
+                     _step_regression),
+    LabelledScenario("load-regression", "2 % errors from a 25 -> 50 % step's start",
+                     _load_regression),
     LabelledScenario("latency-creep", "unified P95 drifting from 0.8 s over 3 s", _latency_creep),
     LabelledScenario("latency-step", "unified P95 0.8 s -> 3.6 s at once", _latency_step),
     LabelledScenario("shared-outage", "30 % errors on both targets for 10 min", _shared_outage),
@@ -355,6 +394,8 @@ CATALOGUE: tuple[LabelledScenario, ...] = (
                      _mixed_erroring_legacy),
     LabelledScenario("runbook-errors", "10 % errors at 50 unified requests an hour",
                      _runbook_errors),
+    LabelledScenario("runbook-slow", "unified P95 0.8 s -> 4.8 s at 50 requests an hour",
+                     _runbook_slow),
     LabelledScenario("runbook-healthy", "healthy at 50 unified requests an hour, 12 h",
                      _runbook_healthy),
     LabelledScenario("diurnal", "a healthy day with a deep day/night swing", _diurnal),
