@@ -238,6 +238,14 @@ class Decoded:
 
     events: EventBatch
     rejects: list[Rejected]
+    #: Events of a file that lacked a provenance field (`PROVENANCE_DEFAULTS`), judged anyway.
+    defaulted: int = 0
+
+
+#: A replay file's events may omit the router's provenance fields: the judge reads none of
+#: them, so a file written by hand or by another tool loses nothing for it (the worker's
+#: records, from the router, must carry them). The line number stands in for `event_id`.
+PROVENANCE_DEFAULTS: dict[str, Any] = {"router_id": "file", "config_version": 0}
 
 
 def _event_from_record(r: Mapping[str, Any] | EventStruct) -> RoutingEvent:
@@ -418,7 +426,8 @@ def read_jsonl(
 ) -> Iterator[Decoded]:
     """Stream a `.jsonl` / `.jsonl.gz` file as decoded chunks; memory stays flat.
 
-    Rejects carry 1-based line numbers; blank lines are skipped.
+    Rejects carry 1-based line numbers; blank lines are skipped. Events may omit `event_id`,
+    `router_id` and `config_version` (`PROVENANCE_DEFAULTS`; `Decoded.defaulted` counts them).
     """
     first_line = 1
     for chunk, newlines in _line_chunks(Path(path), chunk_lines):
@@ -486,18 +495,27 @@ def _struct_columns(events: list[EventStruct], now_s: float | None,
 
 
 def _decode_lines(lines: list[bytes], first_line: int, now_s: float | None) -> Decoded:
-    """Each line on its own: bad JSON and invalid events are rejects with their line number."""
+    """Each line on its own: bad JSON and invalid events are rejects with their line number;
+    missing provenance fields are filled in (`PROVENANCE_DEFAULTS`) and counted."""
     parsed: list[Any] = []
     numbers: list[int] = []
     rejects: list[Rejected] = []
+    defaulted = 0
     for n, ln in enumerate(lines, start=first_line):
         if not ln.strip():
             continue
         try:
-            parsed.append(orjson.loads(ln))
-            numbers.append(n)
+            obj = orjson.loads(ln)
         except orjson.JSONDecodeError as exc:
             rejects.append(Rejected(f"bad JSON: {exc}", ln, n))
+            continue
+        if isinstance(obj, dict) and ("event_id" not in obj
+                                      or not PROVENANCE_DEFAULTS.keys() <= obj.keys()):
+            obj = {"event_id": f"line-{n}", **PROVENANCE_DEFAULTS, **obj}
+            defaulted += 1
+        parsed.append(obj)
+        numbers.append(n)
     decoded = decode_events(parsed, now_s=now_s, lines=numbers)
     decoded.rejects = sorted(rejects + decoded.rejects, key=lambda r: r.line or 0)
+    decoded.defaulted = defaulted
     return decoded

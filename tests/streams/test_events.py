@@ -95,6 +95,19 @@ def test_events_read_from_a_file_convert_to_routing_events(tmp_path: Path) -> No
     assert [e for c in read_jsonl(path) for e in c.events.events()] == [RoutingEvent(**GOOD)]
 
 
+def test_a_file_event_may_omit_its_provenance_fields(tmp_path: Path) -> None:
+    bare = {k: v for k, v in GOOD.items() if k not in ("event_id", "router_id", "config_version")}
+    [chunk] = read_jsonl(_jsonl(tmp_path, [orjson.dumps(GOOD), orjson.dumps(bare)]))
+    assert chunk.rejects == [] and chunk.defaulted == 1
+    assert chunk.events.events()[1] == RoutingEvent(
+        **{**GOOD, "event_id": "line-2", "router_id": "file", "config_version": 0})
+
+
+def test_a_file_event_with_a_wrong_provenance_type_is_still_rejected(tmp_path: Path) -> None:
+    [chunk] = read_jsonl(_jsonl(tmp_path, [orjson.dumps({**GOOD, "config_version": "3"})]))
+    assert "config_version must be an integer" in chunk.rejects[0].reason
+
+
 @pytest.mark.parametrize("comma", ["first line", "second line", "dropped"])
 @pytest.mark.parametrize("between", [b",", b" ", b""])
 def test_lines_that_parse_together_but_not_alone_are_each_reported(
@@ -123,8 +136,10 @@ def _reference(lines: list[bytes]) -> tuple[list[RoutingEvent], list[int]]:
         except orjson.JSONDecodeError:
             bad_lines.append(n)
             continue
+        if isinstance(obj, dict):  # a file's event may omit its provenance fields
+            obj = {"event_id": f"line-{n}", "router_id": "file", "config_version": 0, **obj}
         if validate_event(obj) is None:
-            events.append(decode_record(line).events.events()[0])
+            events.append(decode_record(orjson.dumps(obj)).events.events()[0])
         else:
             bad_lines.append(n)
     return events, bad_lines

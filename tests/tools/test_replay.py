@@ -64,6 +64,18 @@ def test_corrupt_lines_are_skipped_and_reported_with_line_numbers(tmp_path: Path
     assert "line 7: bad JSON" in result.stderr and "skipped 1 corrupt" in result.stderr
 
 
+def test_a_file_without_provenance_fields_gives_the_same_verdicts(tmp_path: Path) -> None:
+    full = write_jsonl(tmp_path / "full.jsonl", scenario())
+    bare = write_jsonl(tmp_path / "bare.jsonl", [
+        {k: v for k, v in e.items() if k not in ("event_id", "router_id", "config_version")}
+        for e in scenario()])
+    expected = CliRunner().invoke(cli, ["replay", "--input", str(full), "--format", "jsonl"])
+    result = CliRunner().invoke(cli, ["replay", "--input", str(bare), "--format", "jsonl"])
+    assert result.exit_code == 0 and result.stdout == expected.stdout
+    assert f"{len(scenario())} event(s) without event_id" in result.stderr
+    assert "skipped" not in result.stderr
+
+
 def test_strict_stops_at_the_first_corrupt_line(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "day.jsonl", scenario(), corrupt_at=7)
     result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--strict"])

@@ -49,7 +49,10 @@ from trafficlight.tools.simulate import incidents_path, read_incidents
 def replay_command(source: str, threshold_files: tuple[Path, ...], window: str | None,
                    step: str | None, fmt: str, since: str | None, until: str | None,
                    topic: str, strict: bool, config_db: str | None) -> None:
-    """Verdicts the given thresholds would have produced over recorded events."""
+    """Verdicts the given thresholds would have produced over recorded events.
+
+    A file's events may omit event_id, router_id and config_version (the judge reads none of
+    them; config_version is then 0: one step); corrupt lines are skipped and reported."""
     sets = [load_thresholds(p) for p in threshold_files] or [ThresholdSet()]
     try:
         window_s = parse_whole_seconds(window) if window is not None else None
@@ -90,3 +93,6 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
                        f"rollbacks, {s.hold_s:.0f} s in hold", err=True)
     if rejects.count:
         click.echo(f"skipped {rejects.count} corrupt event(s)", err=True)
+    if rejects.defaulted:
+        click.echo(f"{rejects.defaulted} event(s) without event_id, router_id or config_version "
+                   "judged anyway (config_version taken as 0)", err=True)

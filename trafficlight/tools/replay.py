@@ -101,8 +101,11 @@ class RejectLog:
     strict: bool
     source: str
     count: int = 0
+    #: Events judged with a default for a provenance field they lacked (`event_id`, ...).
+    defaulted: int = 0
 
     def add(self, decoded: Decoded) -> None:
+        self.defaulted += decoded.defaulted
         for reject in decoded.rejects:
             self.count += 1
             line = f"{self.source}: {reject.describe()}"
