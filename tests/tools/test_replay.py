@@ -76,6 +76,20 @@ def test_a_file_without_provenance_fields_gives_the_same_verdicts(tmp_path: Path
     assert "skipped" not in result.stderr
 
 
+def test_a_file_not_in_time_order_gives_the_verdicts_of_the_sorted_file(tmp_path: Path
+                                                                       ) -> None:
+    events = scenario()
+    in_order = write_jsonl(tmp_path / "day.jsonl", events)
+    # Each target's events one after the other, as a tool might write them.
+    by_target = write_jsonl(tmp_path / "by-target.jsonl", sorted(
+        events, key=lambda e: e["routed_to"]))
+    expected = CliRunner().invoke(cli, ["replay", "--input", str(in_order), "--format", "jsonl"])
+    result = CliRunner().invoke(cli, ["replay", "--input", str(by_target), "--format", "jsonl"])
+    assert result.exit_code == 0 and result.stdout == expected.stdout
+    assert "not in time order; replaying it sorted" in result.stderr
+    assert "not in time order" not in expected.stderr
+
+
 def test_strict_stops_at_the_first_corrupt_line(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "day.jsonl", scenario(), corrupt_at=7)
     result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--strict"])

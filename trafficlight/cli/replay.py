@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +17,7 @@ from trafficlight.base import settings
 from trafficlight.base.durations import parse_instant_s, parse_whole_seconds
 from trafficlight.base.errors import ConfigError
 from trafficlight.streams.config_shares import load_shares
+from trafficlight.streams.events import EventBatch
 from trafficlight.streams.sample_ratio import StaticShares
 from trafficlight.streams.thresholds import ThresholdSet, load_thresholds
 from trafficlight.tools.replay import (
@@ -23,9 +27,18 @@ from trafficlight.tools.replay import (
     file_batches,
     progress_bar,
     replay_topic,
+    sorted_file_batches,
     topic_batches,
 )
 from trafficlight.tools.simulate import incidents_path, read_incidents
+
+
+def _replay_file(run: Replay, batches: Iterator[tuple[int, EventBatch]]) -> Replay:
+    with progress_bar() as bar:
+        for partition, batch in batches:
+            run.feed(partition, batch)
+            bar.advance(batch)
+    return run
 
 
 @click.command("replay")
@@ -69,8 +82,9 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     sidecar = None if source == "kafka" else incidents_path(Path(source))
     labelled = read_incidents(sidecar) if sidecar is not None and sidecar.is_file() else None
     shares = StaticShares(asyncio.run(load_shares(config_db))) if config_db else None
-    run = Replay(sets, out if fmt == "jsonl" else None, labelled, shares)
+    grace_s = max(s.settings.grace_s for s in sets)
     if source == "kafka":
+        run = Replay(sets, out if fmt == "jsonl" else None, labelled, shares)
         bootstrap = settings.required_kafka_bootstrap_servers()
         settle_s = max(s.settings.grace_s + s.settings.bucket_s for s in sets)
         asyncio.run(replay_topic(run, topic_batches(
@@ -79,10 +93,24 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"{source}: no such file")
-        with progress_bar() as bar:
-            for partition, batch in file_batches(path, rejects, since_s, until_s):
-                run.feed(partition, batch)
-                bar.advance(batch)
+        # Verdicts go to a spool first: a file found out of time order is replayed again.
+        with tempfile.TemporaryFile() as spool:
+            emit = spool if fmt == "jsonl" else None
+            run = _replay_file(Replay(sets, emit, labelled, shares),
+                               file_batches(path, rejects, since_s, until_s))
+            if run.late_events:
+                click.echo(f"{source}: {run.late_events} event(s) came more than {grace_s} s "
+                           "behind the events before them: the file is not in time order; "
+                           "replaying it sorted by time (in memory)", err=True)
+                spool.seek(0)
+                spool.truncate()
+                run = _replay_file(Replay(sets, emit, labelled, shares),
+                                   sorted_file_batches(path, since_s, until_s))
+            spool.seek(0)
+            shutil.copyfileobj(spool, out)
+    if run.late_events:
+        click.echo(f"{run.late_events} event(s) came more than {grace_s} s behind the event "
+                   "time and were counted, not judged (as the worker would)", err=True)
     summaries, incidents = run.summaries, run.incidents()
     if fmt == "table":
         click.echo(comparison_table(summaries, incidents, sets[0].settings.window_s))

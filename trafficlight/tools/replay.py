@@ -3,7 +3,10 @@
 Input is a JSONL(.gz) file or the events topic scanned from the beginning of every partition
 (no offsets-for-times) up to the end offsets seen at start (or until `--until` is passed), with
 one `Judge` per partition as the worker has. Both stream: memory stays flat however long the
-input. Events outside `--since/--until` are skipped.
+input. Events outside `--since/--until` are skipped. A file is read in its line order; one that
+is not in time order (events more than the grace behind those before them: targets written one
+after the other, files concatenated) would have those events counted late and not judged, so
+it is replayed again sorted by time, in memory (`sorted_file_batches`).
 Several `--thresholds` files run side by side over the same decoded events. The sample-ratio
 guard runs only with the configured percentages of each config version (`--config-db`, read
 once at the start: `streams.config_shares.load_shares`); without them it is off.
@@ -103,6 +106,8 @@ class RejectLog:
     count: int = 0
     #: Events judged with a default for a provenance field they lacked (`event_id`, ...).
     defaulted: int = 0
+    #: Count only (a second pass over input already reported).
+    quiet: bool = False
 
     def add(self, decoded: Decoded) -> None:
         self.defaulted += decoded.defaulted
@@ -111,7 +116,7 @@ class RejectLog:
             line = f"{self.source}: {reject.describe()}"
             if self.strict:
                 raise CorruptInput(line)
-            if self.count <= MAX_REPORTED_REJECTS:
+            if self.count <= MAX_REPORTED_REJECTS and not self.quiet:
                 click.echo(f"skipped {line}", err=True)
 
 
@@ -177,6 +182,12 @@ class Replay:
                 self.emit.write(b"".join(_verdict_line(v, thresholds.name if tag else None)
                                          for v in verdicts))
 
+    @property
+    def late_events(self) -> int:
+        """Events that came more than the grace behind the event time (counted, not judged)."""
+        return max(sum(j.counters.late_events for j in judges.values())
+                   for judges in self._judges)
+
     def incidents(self) -> list[Incident]:
         found = self._known if self._known is not None else [
             Incident.from_labels(label, domain, first, last)
@@ -232,6 +243,20 @@ def file_batches(path: Path, rejects: RejectLog, since_s: float | None,
     for decoded in read_jsonl(path):
         rejects.add(decoded)
         yield 0, _in_range(decoded.events, since_s, until_s)
+
+
+def sorted_file_batches(path: Path, since_s: float | None, until_s: float | None,
+                        batch_events: int = 20_000) -> Iterator[tuple[int, EventBatch]]:
+    """A replay file as one partition, sorted by time (stable: ties keep their line order).
+
+    In memory: the events' columns, about 100 bytes an event. Corrupt lines are skipped
+    silently (the first, streamed pass reported them)."""
+    quiet = RejectLog(False, str(path), quiet=True)
+    events = EventBatch.concat([batch for _, batch in file_batches(path, quiet, since_s, until_s)])
+    events.records = []  # the judge reads the columns only
+    order = np.argsort(events.ts_s, kind="stable")
+    for start in range(0, len(order), batch_events):
+        yield 0, events.take(order[start:start + batch_events])
 
 
 async def topic_batches(bootstrap: str, topic: str, rejects: RejectLog,
