@@ -103,6 +103,17 @@ def test_a_rollback_stays_until_the_step_changes() -> None:
     assert after[-1].decision == "hold" and after[-1].rule == "insufficient_evidence"
 
 
+def test_a_new_config_version_without_a_rollback_keeps_the_evidence() -> None:
+    judge = Judge()
+    healthy = interleave(records(T0, 120, 100), records(T0, 120, 100, routed_to="legacy"))
+    assert judge.ingest(batch(healthy))[-1].decision == "proceed"
+    # Another domain's change bumps the (global) config version: jobs is still shown healthy.
+    bumped = [{**e, "config_version": 2} for e in interleave(
+        records(T0 + 120, 5, 100), records(T0 + 120, 5, 100, routed_to="legacy"))]
+    after = judge.ingest(batch(bumped))
+    assert {v.decision for v in after} == {"proceed"}
+
+
 def test_ten_percent_errors_at_runbook_volume_roll_back_within_the_hour() -> None:
     # ~50 unified requests an hour, 10 % of them errors, from the step start (seeded).
     rng = random.Random(11)
