@@ -84,10 +84,10 @@ function thresholdClass(value, limits, warningKey, criticalKey) {
 }
 
 // Why a figure over a threshold can sit beside `healthy` or `insufficient_data`: a verdict
-// follows the step's sequential evidence (README, "How a verdict is reached"), and a few
+// follows the rollout's sequential evidence (README, "How a verdict is reached"), and a few
 // errors in the trailing window are not yet evidence of a rate above the threshold.
 const NOT_SIGNIFICANT =
-  "over the threshold, not significant yet: warning or critical needs the step's evidence " +
+  "over the threshold, not significant yet: warning or critical needs the rollout's evidence " +
   "(its e-value, in the reasons and the evidence) to reach its line";
 
 function whyCell(row, limits) {
