@@ -244,8 +244,9 @@ class Decoded:
 
 #: A replay file's events may omit the router's provenance fields: the judge reads none of
 #: them, so a file written by hand or by another tool loses nothing for it (the worker's
-#: records, from the router, must carry them). The line number stands in for `event_id`.
-PROVENANCE_DEFAULTS: dict[str, Any] = {"router_id": "file", "config_version": 0}
+#: records, from the router, must carry them). The line number stands in for `event_id`;
+#: `trafficlight export` writes the same values for log rows no router wrote.
+PROVENANCE_DEFAULTS: dict[str, Any] = {"router_id": "unknown", "config_version": 0}
 
 
 def _event_from_record(r: Mapping[str, Any] | EventStruct) -> RoutingEvent:

@@ -100,7 +100,7 @@ def test_a_file_event_may_omit_its_provenance_fields(tmp_path: Path) -> None:
     [chunk] = read_jsonl(_jsonl(tmp_path, [orjson.dumps(GOOD), orjson.dumps(bare)]))
     assert chunk.rejects == [] and chunk.defaulted == 1
     assert chunk.events.events()[1] == RoutingEvent(
-        **{**GOOD, "event_id": "line-2", "router_id": "file", "config_version": 0})
+        **{**GOOD, "event_id": "line-2", "router_id": "unknown", "config_version": 0})
 
 
 def test_a_file_event_with_a_wrong_provenance_type_is_still_rejected(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def _reference(lines: list[bytes]) -> tuple[list[RoutingEvent], list[int]]:
             bad_lines.append(n)
             continue
         if isinstance(obj, dict):  # a file's event may omit its provenance fields
-            obj = {"event_id": f"line-{n}", "router_id": "file", "config_version": 0, **obj}
+            obj = {"event_id": f"line-{n}", "router_id": "unknown", "config_version": 0, **obj}
         if validate_event(obj) is None:
             events.append(decode_record(orjson.dumps(obj)).events.events()[0])
         else:

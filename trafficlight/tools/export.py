@@ -3,8 +3,9 @@
 Rows stream through a server-side cursor inside one read-only transaction (this also works
 behind a transaction pooler), a batch at a time, so a day of any size takes constant memory.
 Rows are written in ``created_at, id`` order with SPEC routing-event fields; a row stored
-without ``router_id`` or ``config_version`` (not written by a router) gets ``"unknown"`` and
-``0``, so replay accepts it.
+without ``router_id`` or ``config_version`` (not written by a router) gets
+``PROVENANCE_DEFAULTS`` (``"unknown"``, ``0``): what replay assumes for a file's event
+without them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from trafficlight.base.db import connect
+from trafficlight.streams.events import PROVENANCE_DEFAULTS
 from trafficlight.tools.jsonl import open_jsonl_for_writing, write_events
-
-UNKNOWN_ROUTER_ID = "unknown"
-UNKNOWN_CONFIG_VERSION = 0
 
 _EXPORT_SQL = """
     SELECT event_id,
@@ -37,8 +36,9 @@ async def export_logs(database_url: str, since: datetime, until: datetime, out: 
     written = 0
     try:
         async with conn.transaction(readonly=True):
-            cursor = await conn.cursor(_EXPORT_SQL, since, until, UNKNOWN_ROUTER_ID,
-                                       UNKNOWN_CONFIG_VERSION)
+            cursor = await conn.cursor(_EXPORT_SQL, since, until,
+                                       PROVENANCE_DEFAULTS["router_id"],
+                                       PROVENANCE_DEFAULTS["config_version"])
             with open_jsonl_for_writing(out) as sink:
                 while rows := await cursor.fetch(batch_size):
                     written += write_events(sink, (dict(row) for row in rows))
