@@ -135,17 +135,21 @@ class ChangePrior:
         self.step += 1
         self.step_open = True
 
-    def restore(self, seen: float, extra: Sequence[float]) -> None:
-        """From `seen` and the detector list's tail: ``[step, step_open]``, or nothing in state
-        written before steps carried evidence (a step then was a rollout's first)."""
-        self.seen = int(seen)
-        if extra:
-            self.step, self.step_open = int(extra[0]), bool(extra[1])
+    def pack(self, log_d: Sequence[float]) -> list[float]:
+        """A change detector's state as one list: ``[seen, *log_d, step, step_open]``."""
+        return [float(self.seen), *log_d, float(self.step), float(self.step_open)]
+
+    def unpack(self, data: Sequence[float], width: int) -> list[float]:
+        """Restore from `pack`'s list and give back its ``width`` log values. State written
+        before steps carried evidence has no ``[step, step_open]`` tail: a step then was the
+        rollout's first."""
+        self.seen = int(data[0])
+        tail = data[1 + width:]
+        if tail:
+            self.step, self.step_open = int(tail[0]), bool(tail[1])
         else:
             self.step, self.step_open = 1, self.seen == 0
-
-    def tail(self) -> list[float]:
-        return [float(self.step), float(self.step_open)]
+        return [float(x) for x in data[1:1 + width]]
 
 
 def bernoulli_log_lr(n: int, k: int, q: float, p0: float) -> float:
@@ -246,12 +250,10 @@ class ChangeDetector:
         return self.log_value >= self.log_threshold
 
     def to_list(self) -> list[float]:
-        return [float(self.prior.seen), *self.log_d, *self.prior.tail()]
+        return self.prior.pack(self.log_d)
 
     def restore(self, data: Sequence[float]) -> None:
-        width = len(self.mixture.multiples)
-        self.prior.restore(data[0], data[1 + width:])
-        self.log_d = [float(x) for x in data[1:1 + width]]
+        self.log_d = self.prior.unpack(data, len(self.mixture.multiples))
         self._log_value = self._mix()
 
 
@@ -470,12 +472,10 @@ class RatioDetector:
         return self.log_value >= self.log_threshold
 
     def to_list(self) -> list[float]:
-        return [float(self.prior.seen), *self.log_d, *self.prior.tail()]
+        return self.prior.pack(self.log_d)
 
     def restore(self, data: Sequence[float]) -> None:
-        width = len(self.mixture.multiples)
-        self.prior.restore(data[0], data[1 + width:])
-        self.log_d = [float(x) for x in data[1:1 + width]]
+        self.log_d = self.prior.unpack(data, len(self.mixture.multiples))
 
 
 def sample_ratio_log_e(n: int, k: int, share: float, tolerance: float, dispersion: float,
