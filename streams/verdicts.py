@@ -11,8 +11,7 @@ request at ingest. Per target and metric, `TargetEvidence` keeps (see `streams.e
   metric is SHOWN below its warning rate (no errors yet is not evidence of health);
 - its burst estimate (`streams.evidence.Dispersion`), which with the runs of each batch's
   hits (`streams.evidence.run_weight`, weighed against the few hundred requests before the
-  batch: `TargetEvidence.run_context`) weighs bursts down as evidence; the estimate carries
-  over to the domain's next step unless that step was rolled back.
+  batch: `TargetEvidence.run_context`) weighs bursts down as evidence.
 
 A target's verdict: critical > warning > healthy > insufficient_data. The figures shown
 (requests, errors, P50/P95/P99) stay those of the trailing window.
@@ -23,9 +22,10 @@ is not significantly worse (a sequential two-sample test of the relative risk, `
 holds; any other unified breach rolls back; legacy trouble on one
 metric never hides unified's breach on another; a sample-ratio mismatch
 (`streams.sample_ratio`: the share on unified is not what the config says) holds, never rolls
-back. A rollback stays until the domain's step changes. Detectors restart when the step
-changes (a higher `config_version` in the events: a percentage change, a rollback, a
-re-enable): evidence belongs to one step.
+back. A rollback stays until the domain's step changes (a higher `config_version` in the
+events). The evidence runs over the rollout: a new step carries it on (`DomainState.next_step`:
+config versions are global, so another domain's change is a new step too); only after a
+rollback does the next step start it afresh.
 """
 
 from __future__ import annotations
