@@ -247,6 +247,7 @@ class Decoded:
 #: records, from the router, must carry them). The line number stands in for `event_id`;
 #: `trafficlight export` writes the same values for log rows no router wrote.
 PROVENANCE_DEFAULTS: dict[str, Any] = {"router_id": "unknown", "config_version": 0}
+_PROVENANCE_FIELDS = frozenset({"event_id", *PROVENANCE_DEFAULTS})
 
 
 def _event_from_record(r: Mapping[str, Any] | EventStruct) -> RoutingEvent:
@@ -510,8 +511,7 @@ def _decode_lines(lines: list[bytes], first_line: int, now_s: float | None) -> D
         except orjson.JSONDecodeError as exc:
             rejects.append(Rejected(f"bad JSON: {exc}", ln, n))
             continue
-        if isinstance(obj, dict) and ("event_id" not in obj
-                                      or not PROVENANCE_DEFAULTS.keys() <= obj.keys()):
+        if isinstance(obj, dict) and not obj.keys() >= _PROVENANCE_FIELDS:
             obj = {"event_id": f"line-{n}", **PROVENANCE_DEFAULTS, **obj}
             defaulted += 1
         parsed.append(obj)
