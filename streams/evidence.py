@@ -323,8 +323,9 @@ def run_weight(n: int, k: int, runs: int) -> float:
     ``n``, ``k``, ``runs``: requests, hits and runs of the batch with the requests just before
     it (`streams.verdicts.TargetEvidence.run_context`: in a batch of 8 requests alone, 6 slow
     ones in a row are what chance gives at a rate of 6 in 8). ``runs`` counts the hits whose
-    previous request of the same target was not a hit, so ``k - runs`` hits went on a run.
-    Independent hits among ``n`` requests go on a run ``k (k - 1) / n`` times on average: as
+    previous request of the same target was not a hit (or not within the run gap, see
+    `streams.judge`), so ``k - runs`` hits went on a run.
+    Independent hits among ``n`` requests go on a run at most ``k (k - 1) / n`` times on average: as
     many as chance gives 19 times in 20 (Poisson) are forgiven, and each one beyond weighs
     the batch down by one of the runs independent hits would have formed,
     ``k - k (k - 1) / n``. A flaky pool failing ten requests in a row is a few events, not

@@ -13,9 +13,11 @@ evaluated. Live and replay run this same code, so they give the same verdicts.
 Evidence (`streams.verdicts.DomainState`) is fed per evaluation with the counts each target got
 since its domain's last evaluation: requests, errors, and requests slower than each latency
 threshold, counted exactly per event at ingest (not from the histogram), and per metric the
-runs among those hits (a hit whose previous request of the same target was not one; carried
-across records and restarts, so the batching does not change them). Events of a higher
-`config_version` than the domain's restart its evidence at its next evaluation. The
+runs among those hits (a hit that does not follow a hit of the same target, its previous
+request, within `run_gap_s`: a burst is hits close in time, and at 50 requests an hour two
+slow ones in a row are minutes apart; carried across records and restarts, so the batching
+does not change them). Events of a higher `config_version` than the domain's move it to its
+next step (`DomainState.next_step`). The
 sample-ratio guard (`streams.sample_ratio`) reads the step's totals against the percentage
 `shares` gives for the domain's config version (off without `shares`, or while unknown).
 
@@ -185,8 +187,11 @@ class Judge:
         #: last evaluation and the runs among those hits (`Counts`), and the highest
         #: config_version seen in them.
         self._pending = np.zeros((0, _PENDING), np.int64)
-        #: Per target code and metric: was its last request a hit (a run goes on)?
+        #: Per target code and metric: was its last request a hit (a run goes on)? And per
+        #: target code, the event time of its last request (a run goes on only within
+        #: `run_gap_s` of it).
         self._last_hit = np.zeros((0, 3), bool)
+        self._last_ts = np.zeros(0, np.float64)
         self._pending_version = np.zeros(0, np.int64)
         #: Per target code: its domain's latency thresholds (warning, critical), in ms.
         self._limits_ms = np.zeros((0, 2), np.float64)
@@ -330,6 +335,7 @@ class Judge:
         limits = self.thresholds.for_domain(key[0])
         self._pending = np.vstack([self._pending, np.zeros((1, _PENDING), np.int64)])
         self._last_hit = np.vstack([self._last_hit, np.zeros((1, 3), bool)])
+        self._last_ts = np.append(self._last_ts, -math.inf)
         self._pending_version = np.append(self._pending_version, np.int64(-1))
         self._limits_ms = np.vstack([self._limits_ms,
                                      [[limits.warning_p95_ms, limits.critical_p95_ms]]])
@@ -374,30 +380,37 @@ class Judge:
             return
         size = len(self._keys)
         latency = batch.response_time_ms[lo:hi][on_time]
+        ts = batch.ts_s[lo:hi][on_time]
         limits = self._limits_ms[code]
         self._pending[:, 0] += np.bincount(code, minlength=size)
+        # Each target's events in stream order, and where each follows its target's previous
+        # request (in this batch or before it: `_last_ts`) within `run_gap_s`.
+        order = np.argsort(code, kind="stable")
+        by_target = code[order]
+        first = np.ones(len(code), bool)
+        first[1:] = by_target[1:] != by_target[:-1]
+        last = np.ones(len(code), bool)
+        last[:-1] = first[1:]
+        ts = ts[order]
+        previous_ts = np.empty_like(ts)
+        previous_ts[1:] = ts[:-1]
+        previous_ts[first] = self._last_ts[by_target[first]]
+        close = ts - previous_ts <= self.settings.run_gap_s
+        self._last_ts[by_target[last]] = np.maximum(self._last_ts[by_target[last]], ts[last])
         metrics = (batch.is_error[lo:hi][on_time], latency > limits[:, 0],
                    latency > limits[:, 1])
-        by_target: np.ndarray | None = None
         for m, hit in enumerate(metrics):
             if not hit.any():
                 self._last_hit[code, m] = False  # every run of these targets ended
                 continue
-            if by_target is None:
-                # Each target's events in stream order: where its previous one was a hit, a
-                # hit goes on a run (across calls too: `_last_hit`), or else starts one.
-                order = np.argsort(code, kind="stable")
-                by_target = code[order]
-                first = np.ones(len(code), bool)
-                first[1:] = by_target[1:] != by_target[:-1]
-                last = np.ones(len(code), bool)
-                last[:-1] = first[1:]
+            # A hit goes on a run where its target's previous request was a hit close before
+            # it (across calls too: `_last_hit`, `_last_ts`), or else starts one.
             self._pending[:, 1 + m] += np.bincount(code[hit], minlength=size)
             hit = hit[order]
             previous = np.empty_like(hit)
             previous[1:] = hit[:-1]
             previous[first] = self._last_hit[by_target[first], m]
-            starts = by_target[hit & ~previous]
+            starts = by_target[hit & ~(previous & close)]
             self._pending[:, 4 + m] += np.bincount(starts, minlength=size)
             self._last_hit[by_target[last], m] = hit[last]
         versions = batch.config_version[lo:hi][on_time]
@@ -574,9 +587,11 @@ class Judge:
             entry = out.get(domain)
             if entry is None:
                 entry = out[domain] = {"state": self._state_dict(domain), "pending": {}}
+            last_ts = float(self._last_ts[code])
             entry["pending"][routed_to] = (self._pending[code].tolist(),
                                            int(self._pending_version[code]),
-                                           self._last_hit[code].tolist())
+                                           self._last_hit[code].tolist(),
+                                           last_ts if last_ts > -math.inf else None)
         return out
 
     def _state_dict(self, domain: str) -> dict[str, Any] | None:
@@ -622,14 +637,17 @@ class Judge:
                 limits = self.thresholds.for_domain(domain)
                 self.states[domain] = DomainState.from_dict(data["state"], limits,
                                                             self.settings)
-            for routed_to, (counts, version, *last_hit) in data["pending"].items():
-                # State written before runs were counted: 4 counts, no run flags.
+            for routed_to, (counts, version, *runs) in data["pending"].items():
+                # State written before runs were counted: 4 counts, no run flags; before the
+                # run gap: no last request time.
                 key = (domain, routed_to)
                 if key not in self._targets:
                     self._new_target(key)
                 code = self._codes[key]
                 self._pending[code] = [*counts, *[0] * (_PENDING - len(counts))]
                 self._pending_version[code] = version
-                self._last_hit[code] = last_hit[0] if last_hit else False
+                self._last_hit[code] = runs[0] if runs else False
+                last_ts = runs[1] if len(runs) > 1 else None
+                self._last_ts[code] = -math.inf if last_ts is None else last_ts
         self.watermark.event_time_s = event_time_s
         self._held = EventBatch.from_records(list(pending)) if pending else None

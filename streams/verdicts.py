@@ -117,7 +117,8 @@ class WindowStats:
 class Counts:
     """Requests and hits per metric in one evaluation step (or a step's total), and per
     metric the runs among the hits: hits whose previous request of the same target was not
-    one (`streams.evidence.run_weight`); -1 (not counted): each hit is a run of its own."""
+    one, or was more than `run_gap_s` before (`streams.evidence.run_weight`); -1 (not
+    counted): each hit is a run of its own."""
 
     requests: int = 0
     errors: int = 0

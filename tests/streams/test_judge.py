@@ -236,15 +236,54 @@ def test_a_run_of_errors_goes_on_across_a_restart() -> None:
     assert restarted.ingest(batch(events[cut:])) == expected
 
 
+def slow_every(seconds_apart: float, count: int) -> list[dict[str, Any]]:
+    """`count` unified requests `seconds_apart`, every one slower than 3000 ms."""
+    return [{**event, "response_time_ms": 4_000.0}
+            for event in records(T0, count * seconds_apart, 1 / seconds_apart)]
+
+
+def test_slow_requests_close_in_time_make_one_run() -> None:
+    judge = Judge()
+    judge.ingest(batch(slow_every(0.5, 6)))
+    judge.advance_to(T0 + 20)
+    totals = judge.states["jobs"].unified.totals
+    assert (totals.slow_critical, totals.runs(Metric.SLOW_CRITICAL)) == (6, 1)
+
+
+def test_slow_requests_minutes_apart_are_runs_of_their_own() -> None:
+    # The runbook's volume: 50 requests an hour, ~72 s apart. Two slow ones in a row are
+    # not a burst (a pause slows a second's worth), so they are not weighed down as one.
+    judge = Judge()
+    judge.ingest(batch(slow_every(72, 6)))
+    judge.advance_to(T0 + 6 * 72 + 20)
+    totals = judge.states["jobs"].unified.totals
+    assert (totals.slow_critical, totals.runs(Metric.SLOW_CRITICAL)) == (6, 6)
+
+
+def test_a_run_goes_on_across_a_restart_only_within_the_run_gap() -> None:
+    close, apart = slow_every(0.5, 2), slow_every(72, 2)
+    runs = []
+    for events in (close, apart):
+        first = Judge()
+        first.ingest(batch(events[:1]))
+        restarted = Judge()
+        restarted.restore(first.event_time_s, [],
+                          orjson.loads(orjson.dumps(first.domain_states())))
+        restarted.ingest(batch(events[1:]))
+        restarted.advance_to(events[-1]["ts"] + 20)
+        runs.append(restarted.states["jobs"].unified.totals.runs(Metric.SLOW_CRITICAL))
+    assert runs == [1, 2]
+
+
 def test_pending_counts_saved_before_runs_were_counted_still_restore() -> None:
     first = Judge()
     first.ingest(batch(records(T0, 5, 10, error_every=9)))
     states = orjson.loads(orjson.dumps(first.domain_states()))
     for entry in states.values():
         entry["pending"] = {t: [counts[:4], version]
-                            for t, (counts, version, _) in entry["pending"].items()}
+                            for t, (counts, version, *_) in entry["pending"].items()}
     restarted = Judge()
     restarted.restore(first.event_time_s, [], states)
-    counts, _, last_hit = restarted.domain_states()["jobs"]["pending"]["unified"]
-    before, _, _ = first.domain_states()["jobs"]["pending"]["unified"]
+    counts, _, last_hit, _ = restarted.domain_states()["jobs"]["pending"]["unified"]
+    before, *_ = first.domain_states()["jobs"]["pending"]["unified"]
     assert (counts[:4], last_hit) == (before[:4], [False, False, False])
