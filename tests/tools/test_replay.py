@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -108,6 +109,19 @@ def test_threshold_sets_compare_side_by_side_with_detection_times(tmp_path: Path
     assert result.exit_code == 0
     row = next(x for x in result.stdout.splitlines() if x.startswith("error_spike"))
     assert [c.strip() for c in row.split("|")[1:]] == ["missed", "2.0 s"]
+
+
+def test_the_table_says_when_each_domain_first_rolls_back_and_why(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "day.jsonl", scenario())
+    jsonl = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "jsonl"])
+    first = next(orjson.loads(x) for x in jsonl.stdout.splitlines()
+                 if orjson.loads(x)["decision"] == "rollback")
+    result = CliRunner().invoke(cli, ["replay", "--input", str(path), "--format", "table"])
+    cells = {row.split("|")[0].strip(): row.split("|")[1].strip()
+             for row in result.stdout.splitlines() if "|" in row}
+    when = datetime.fromtimestamp(first["window_end"], UTC)
+    assert cells["first rollback of jobs"] == f"{when:%Y-%m-%d %H:%M:%S} UTC"
+    assert cells["because"] == "errors: unified breaches critical, legacy does not"
 
 
 async def test_replaying_a_topic_gives_the_verdicts_of_a_judge_on_the_stream(

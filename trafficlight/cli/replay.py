@@ -117,7 +117,7 @@ def replay_command(source: str, threshold_files: tuple[Path, ...], window: str |
     else:
         out.flush()
         for s in summaries:
-            click.echo(f"{s.name}: {s.evaluations} evaluations, {len(s.rollback_times)} "
+            click.echo(f"{s.name}: {s.evaluations} evaluations, {len(s.rollbacks)} "
                        f"rollbacks, {s.hold_s:.0f} s in hold", err=True)
     if rejects.count:
         click.echo(f"skipped {rejects.count} corrupt event(s)", err=True)

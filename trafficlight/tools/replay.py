@@ -13,7 +13,8 @@ once at the start: `streams.config_shares.load_shares`); without them it is off.
 
 Output: `jsonl` is one verdict per line per (domain, routed_to) per evaluation (with a
 `thresholds` field when several sets run), a summary line per set on stderr; `table` prints the
-comparison: evaluations, rollbacks, time in hold, and per labelled incident the time to detect
+comparison: evaluations, rollbacks, time in hold, each domain's first rollback (when, and the
+rule's reason), and per labelled incident the time to detect
 (first rollback; first hold for incidents that must not roll back: a sidecar's, or those
 named `shared...`), plus false rollbacks.
 """
@@ -46,6 +47,15 @@ from trafficlight.tools.simulate import Incident
 MAX_REPORTED_REJECTS = 10
 
 
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """A domain's decision turning to rollback, and the rule's reason as its verdict states it."""
+
+    domain: str
+    at_s: float
+    reason: str
+
+
 @dataclass(slots=True)
 class SetSummary:
     """What one thresholds set decided over the whole input."""
@@ -53,7 +63,7 @@ class SetSummary:
     name: str
     step_s: int
     evaluations: int = 0
-    rollback_times: list[tuple[str, float]] = field(default_factory=list)
+    rollbacks: list[Rollback] = field(default_factory=list)
     first_hold: dict[str, list[float]] = field(default_factory=dict)
     hold_s: float = 0.0
     _last: dict[str, Decision] = field(default_factory=dict)
@@ -76,13 +86,14 @@ class SetSummary:
                 self.first_hold.setdefault(v.domain, []).append(v.window_end)
             rolled_back = self._last.get(v.domain) == Decision.ROLLBACK
             if v.decision == Decision.ROLLBACK and not rolled_back:
-                self.rollback_times.append((v.domain, v.window_end))
+                # The domain's reasons close the unified row's (its rows come first).
+                self.rollbacks.append(Rollback(v.domain, v.window_end, v.reasons[-1]))
             self._last[v.domain] = v.decision
 
     def detection_s(self, incident: Incident) -> float | None:
         """Seconds from the incident's first event to the decision expected for it."""
         if incident.must_roll_back:
-            times = [t for d, t in self.rollback_times if d == incident.domain]
+            times = [r.at_s for r in self.rollbacks if r.domain == incident.domain]
         else:
             times = self.first_hold.get(incident.domain, [])
         after = [t for t in times if t >= incident.start_ts]
@@ -91,10 +102,13 @@ class SetSummary:
     def false_rollbacks(self, incidents: list[Incident], window_s: int) -> int:
         """Rollbacks outside every must-roll-back incident of their domain (plus one window)."""
         return sum(
-            not any(i.domain == d and i.must_roll_back and i.start_ts <= t <= i.end_ts + window_s
-                    for i in incidents)
-            for d, t in self.rollback_times
+            not any(i.domain == r.domain and i.must_roll_back
+                    and i.start_ts <= r.at_s <= i.end_ts + window_s for i in incidents)
+            for r in self.rollbacks
         )
+
+    def first_rollback(self, domain: str) -> Rollback | None:
+        return next((r for r in self.rollbacks if r.domain == domain), None)
 
 
 @dataclass(slots=True)
@@ -308,14 +322,23 @@ async def replay_topic(run: Replay, batches: AsyncIterator[tuple[int, EventBatch
         run.feed(partition, batch)
 
 
+def _utc(at_s: float) -> str:
+    return f"{datetime.fromtimestamp(at_s, UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def comparison_table(summaries: list[SetSummary], incidents: list[Incident],
                      window_s: int) -> str:
     """Side by side: one column per thresholds set."""
     rows: list[tuple[str, list[str]]] = [
         ("evaluations (per domain)", [str(s.evaluations) for s in summaries]),
-        ("rollbacks", [str(len(s.rollback_times)) for s in summaries]),
+        ("rollbacks", [str(len(s.rollbacks)) for s in summaries]),
         ("time in hold", [f"{s.hold_s:.0f} s" for s in summaries]),
     ]
+    for domain in sorted({r.domain for s in summaries for r in s.rollbacks}):
+        first = [s.first_rollback(domain) for s in summaries]
+        rows.append((f"first rollback of {domain}",
+                     ["-" if r is None else _utc(r.at_s) for r in first]))
+        rows.append(("  because", ["" if r is None else r.reason for r in first]))
     for incident in incidents:
         expected = Decision.ROLLBACK if incident.must_roll_back else Decision.HOLD
         cells = []
