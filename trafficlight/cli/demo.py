@@ -34,6 +34,11 @@ from trafficlight.tools.demo_knob import call_knobs, knobs_url
               help="0 picks a free port.")
 @click.option("--dashboard-port", type=int, default=8090, show_default=True,
               help="0 picks a free port.")
+@click.option("--thresholds", "thresholds_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Thresholds TOML for the worker and dashboard (default: the demo's, SPEC's "
+                   "with errors at warning 1 % / critical 2 %: SPEC's 0.1 % needs ~6,500 clean "
+                   "requests per target to be shown healthy, ~20 min of the demo's unified).")
 @click.option("--duration", default=None, metavar="DURATION",
               help="Stop by itself after this long (default: run until Ctrl-C).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -41,7 +46,8 @@ from trafficlight.tools.demo_knob import call_knobs, knobs_url
                    "emptied when the next demo starts).")
 def demo(speed: float, rate: float | None, incident_at: str | None, incident_error_pct: float,
          start_percentage: float, rollout_plan: str, bake: str, router_port: int,
-         dashboard_port: int, duration: str | None, data_dir: Path | None) -> None:
+         dashboard_port: int, thresholds_path: Path | None, duration: str | None,
+         data_dir: Path | None) -> None:
     """The whole system on embedded services with simulated handlers and traffic."""
     from trafficlight.base.durations import parse_duration_s
     from trafficlight.base.errors import ConfigError
@@ -60,7 +66,7 @@ def demo(speed: float, rate: float | None, incident_at: str | None, incident_err
         incident_error_pct=incident_error_pct,
         rollout_plan=None if rollout_plan == "off" else rollout_plan, bake=bake,
         router_port=router_port or free_port(), dashboard_port=dashboard_port or free_port(),
-        duration_s=seconds("duration", duration),
+        duration_s=seconds("duration", duration), thresholds=thresholds_path,
     )
     say = Say()
     # Not a temporary folder: the logs of a run that failed stay for reading, and removing
