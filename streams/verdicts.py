@@ -435,7 +435,12 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
         return Judgement(Health.WARNING, reasons, critical, warning, evidence)
     unshown = [m for m in WARNING_METRICS if not ev.healthy[m].shown]
     if not unshown:
-        return Judgement(Health.HEALTHY, (), (), (), evidence)
+        reasons = tuple(
+            f"{figure(m)}: shown below {100 * ev.healthy[m].p_max:g}% "
+            f"(e-value {e_text(ev.healthy[m].log_value)} >= "
+            f"{e_text(ev.healthy[m].log_threshold)})"
+            for m in WARNING_METRICS)
+        return Judgement(Health.HEALTHY, reasons, (), (), evidence)
     reasons = tuple(
         f"{figure(m)}: not yet shown below {100 * ev.healthy[m].p_max:g}% "
         f"(e-value {e_text(ev.healthy[m].log_value)} < {e_text(ev.healthy[m].log_threshold)})"

@@ -50,6 +50,18 @@ def test_no_errors_yet_is_not_health_until_shown() -> None:
                                    ("unified shown below every warning rate",), False)
 
 
+def test_a_healthy_target_says_what_it_was_shown_below() -> None:
+    state = DomainState.new(LIMITS, SETTINGS)
+    for _ in range(300):
+        step(state, clean(), Counts(100, 0, 1, 0))
+    legacy = judge_target(state.legacy, LIMITS)
+    assert legacy.health is Health.HEALTHY
+    assert legacy.reasons[0].startswith("errors 0/30000 (0.00%) this rollout: shown below 0.1% "
+                                        "(e-value ")
+    assert legacy.reasons[1].startswith("slower than 2000 ms 300/30000 (1.00%) this rollout: "
+                                        "shown below 5% (e-value ")
+
+
 def test_a_shared_outage_on_the_same_metric_holds() -> None:
     state = DomainState.new(LIMITS, SETTINGS)
     for _ in range(120):
