@@ -121,6 +121,13 @@ async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> str:
     return out.decode()
 
 
+def ctrl_c(proc: asyncio.subprocess.Process) -> None:
+    """What a terminal's Ctrl-C does: SIGINT to the whole foreground process group (the demo
+    started in a session of its own is that group), every process the demo started included
+    unless it left the group."""
+    os.killpg(proc.pid, signal.SIGINT)
+
+
 @pytest.fixture(scope="module")
 async def demo_run(tmp_path_factory: pytest.TempPathFactory, module_service_dir: Path
                    ) -> AsyncIterator[DemoRun]:
@@ -133,7 +140,8 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory, module_service_dir:
         sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
         "--dashboard-port", "0", "--incident-at", "20s", "--rollout-plan", "off",
         "--data-dir", str(module_service_dir / "demo"), cwd=workdir, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True)  # its own process group, as in a terminal: see `ctrl_c`
     run = DemoRun()
     sampler: asyncio.Task[None] | None = None
     try:
@@ -174,7 +182,7 @@ async def demo_run(tmp_path_factory: pytest.TempPathFactory, module_service_dir:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sampler
-        proc.send_signal(signal.SIGINT)
+        ctrl_c(proc)
         assert proc.stdout is not None
         rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
         run.lines.extend(rest.decode().splitlines())
@@ -235,6 +243,17 @@ def test_the_alert_consumer_prints_what_it_would_have_posted(demo_run: DemoRun) 
 def test_the_traffic_line_shows_the_last_interval(demo_run: DemoRun) -> None:
     assert demo_run.line_matching(r"traffic, last \d+s: \d+ answered \(\d+/s\), "
                                   r"[\d.]+% to unified")
+
+
+def test_ctrl_c_lets_the_router_flush_and_the_worker_commit_before_the_services_stop(
+        demo_run: DemoRun) -> None:
+    # The broker and Postgres are not in the terminal's process group: they stop last.
+    stopping = demo_run.lines.index(next(line for line in demo_run.lines
+                                         if "stopping: traffic and alerts first" in line))
+    after = demo_run.lines[stopping:]
+    assert any(line.endswith("] router stopped") for line in after)
+    assert any(line.endswith("] worker stopped") for line in after)
+    assert not any("Traceback" in line or "Connect call failed" in line for line in after)
 
 
 def test_ctrl_c_says_what_it_waits_for(demo_run: DemoRun) -> None:
@@ -324,7 +343,8 @@ async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory, module_service
         sys.executable, "-m", "trafficlight.cli", "demo", "--router-port", "0",
         "--dashboard-port", "0", "--incident-at", "20s", "--data-dir",
         str(module_service_dir / "plan-demo"), cwd=workdir, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True)
     run = DemoRun()
     try:
         for alert in (r"alert \(would post\): .*critical -> rollback",
@@ -332,7 +352,7 @@ async def plan_demo_run(tmp_path_factory: pytest.TempPathFactory, module_service
             if run.line_matching(alert) is None:  # in either order
                 await _read_until(proc, run, alert)
     finally:
-        proc.send_signal(signal.SIGINT)
+        ctrl_c(proc)
         assert proc.stdout is not None
         rest, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
         run.lines.extend(rest.decode().splitlines())

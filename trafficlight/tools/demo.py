@@ -122,6 +122,9 @@ def child_process(name: str, argv: list[str], env: dict[str, str], workdir: Path
             [sys.executable, "-m", "trafficlight.cli", *argv],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **env}, cwd=workdir,
+            # Stopped in order by us (the router flushes while the broker is up), not by the
+            # terminal's Ctrl-C reaching the whole process group at once.
+            start_new_session=True,
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
     try:
