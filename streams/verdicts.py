@@ -433,19 +433,16 @@ def judge_target(ev: TargetEvidence, limits: Thresholds,
             f"(e-value {e_text(ev.warning[m].log_value)} >= {e_text(ev.warning[m].log_threshold)})"
             for m in warning)
         return Judgement(Health.WARNING, reasons, critical, warning, evidence)
+    def below(m: Metric) -> str:
+        e = ev.healthy[m]
+        shown, against = ("shown", ">=") if e.shown else ("not yet shown", "<")
+        return (f"{figure(m)}: {shown} below {100 * e.p_max:g}% "
+                f"(e-value {e_text(e.log_value)} {against} {e_text(e.log_threshold)})")
+
     unshown = [m for m in WARNING_METRICS if not ev.healthy[m].shown]
     if not unshown:
-        reasons = tuple(
-            f"{figure(m)}: shown below {100 * ev.healthy[m].p_max:g}% "
-            f"(e-value {e_text(ev.healthy[m].log_value)} >= "
-            f"{e_text(ev.healthy[m].log_threshold)})"
-            for m in WARNING_METRICS)
-        return Judgement(Health.HEALTHY, reasons, (), (), evidence)
-    reasons = tuple(
-        f"{figure(m)}: not yet shown below {100 * ev.healthy[m].p_max:g}% "
-        f"(e-value {e_text(ev.healthy[m].log_value)} < {e_text(ev.healthy[m].log_threshold)})"
-        for m in unshown)
-    return Judgement(Health.INSUFFICIENT_DATA, reasons, (), (), evidence)
+        return Judgement(Health.HEALTHY, tuple(map(below, WARNING_METRICS)), (), (), evidence)
+    return Judgement(Health.INSUFFICIENT_DATA, tuple(map(below, unshown)), (), (), evidence)
 
 
 @dataclass(frozen=True, slots=True)
