@@ -111,6 +111,43 @@ def change_prior_mass(before: int, after: int, prior_start: float, step: int = 0
     return mass + (prior_start / (step * (step + 1)) if step > 0 else 0.0)
 
 
+class MixedValue:
+    """The log of a mixture ``sum_j w_j e^(x_j)`` of components ``x`` in logs, computed only
+    when asked for: the judge asks every evaluation whether a detector crossed its line, and
+    the largest weighted component bounds the answer, ``top <= log value <= top + ln K``, so
+    the sum itself is needed only in that band or for display."""
+
+    __slots__ = ("_components", "_log_weights", "_spread", "_top", "_value")
+
+    def __init__(self, log_weights: Sequence[float]) -> None:
+        self._log_weights = tuple(log_weights)
+        self._spread = math.log(len(self._log_weights)) if self._log_weights else 0.0
+        self._components: Sequence[float] = ()
+        self._top = LOG_ZERO
+        self._value: float | None = LOG_ZERO
+
+    def reset(self, components: Sequence[float]) -> None:
+        """New components (held, not copied: reset again after changing them)."""
+        self._components = components
+        self._top = max([w + x for w, x in zip(self._log_weights, components, strict=True)],
+                        default=LOG_ZERO)
+        self._value = None
+
+    def value(self) -> float:
+        if self._value is None:
+            self._value = _logsumexp([w + x for w, x in zip(
+                self._log_weights, self._components, strict=True)])
+        return self._value
+
+    def at_least(self, line: float) -> bool:
+        """Whether the log value is at least ``line``."""
+        if self._top >= line:
+            return True
+        if self._top + self._spread < line:
+            return False
+        return self.value() >= line
+
+
 @dataclass(slots=True)
 class ChangePrior:
     """A detector's place in its change-point prior: the index seen (requests, or hits for
@@ -192,13 +229,15 @@ class ChangeDetector:
     log_d: list[float]
     #: Per alternative: log(q/p0) per hit and log((1-q)/(1-p0)) per miss.
     _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
-    _log_value: float = field(default=LOG_ZERO, compare=False, repr=False)
+    _mixed: MixedValue = field(default_factory=lambda: MixedValue(()), compare=False,
+                               repr=False)
 
     def __post_init__(self) -> None:
         self._terms = tuple(
             (math.log(q / self.p0), math.log1p(-q) - math.log1p(-self.p0))
             for q in self.alternatives())
-        self._log_value = self._mix()
+        self._mixed = MixedValue(self.mixture.log_weights)
+        self._mixed.reset(self.log_d)
 
     @classmethod
     def new(cls, p0: float, mixture: Mixture, alpha: float, max_batch_nats: float,
@@ -235,26 +274,22 @@ class ChangeDetector:
             hi, lo = (log_mass, log_d[j]) if log_d[j] < log_mass else (log_d[j], log_mass)
             d = llr + (hi if lo <= LOG_ZERO else hi + log1p(exp(lo - hi)))
             log_d[j] = d if d < cap else cap
-        self._log_value = self._mix()
-
-    def _mix(self) -> float:
-        return _logsumexp([w + d for w, d in zip(self.mixture.log_weights, self.log_d,
-                                                 strict=True)])
+        self._mixed.reset(log_d)
 
     @property
     def log_value(self) -> float:
-        return self._log_value
+        return self._mixed.value()
 
     @property
     def fired(self) -> bool:
-        return self.log_value >= self.log_threshold
+        return self._mixed.at_least(self.log_threshold)
 
     def to_list(self) -> list[float]:
         return self.prior.pack(self.log_d)
 
     def restore(self, data: Sequence[float]) -> None:
         self.log_d = self.prior.unpack(data, len(self.mixture.multiples))
-        self._log_value = self._mix()
+        self._mixed.reset(self.log_d)
 
 
 @dataclass(slots=True)
@@ -268,13 +303,15 @@ class UpperEvidence:
     requests: int
     log_e: list[float]
     _terms: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
-    _log_value: float = field(default=0.0, compare=False, repr=False)
+    _mixed: MixedValue = field(default_factory=lambda: MixedValue(()), compare=False,
+                               repr=False)
 
     def __post_init__(self) -> None:
         self._terms = tuple(
             (math.log(m), math.log1p(-self.p_max * m) - math.log1p(-self.p_max))
             for m in self.mixture.multiples)
-        self._log_value = self._mix()
+        self._mixed = MixedValue(self.mixture.log_weights)
+        self._mixed.reset(self.log_e)
 
     @classmethod
     def new(cls, p_max: float, mixture: Mixture, alpha: float,
@@ -294,19 +331,15 @@ class UpperEvidence:
             e = log_e[j] + (k * hit + (n - k) * miss) * weight
             log_e[j] = cap if e > cap else (LOG_ZERO if e < LOG_ZERO else e)
         self.requests += n
-        self._log_value = self._mix()
-
-    def _mix(self) -> float:
-        return _logsumexp([w + e for w, e in zip(self.mixture.log_weights, self.log_e,
-                                                 strict=True)])
+        self._mixed.reset(log_e)
 
     @property
     def log_value(self) -> float:
-        return self._log_value
+        return self._mixed.value()
 
     @property
     def shown(self) -> bool:
-        return self.log_value >= self.log_threshold
+        return self._mixed.at_least(self.log_threshold)
 
     def to_list(self) -> list[float]:
         return [float(self.requests), *self.log_e]
@@ -314,7 +347,7 @@ class UpperEvidence:
     def restore(self, data: Sequence[float]) -> None:
         self.requests = int(data[0])
         self.log_e = [float(x) for x in data[1:]]
-        self._log_value = self._mix()
+        self._mixed.reset(self.log_e)
 
 
 def run_weight(n: int, k: int, runs: int) -> float:
