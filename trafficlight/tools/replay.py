@@ -36,11 +36,12 @@ from tqdm import tqdm
 
 from trafficlight.base.errors import CorruptInput
 from trafficlight.base.kafka import topic_partitions
-from trafficlight.streams.events import Decoded, EventBatch, decode_record, read_jsonl
+from trafficlight.streams.events import Decoded, EventBatch, decode_record
 from trafficlight.streams.judge import Judge
 from trafficlight.streams.sample_ratio import ConfiguredShares
 from trafficlight.streams.thresholds import ThresholdSet
 from trafficlight.streams.verdicts import Decision, Verdict
+from trafficlight.tools.decode_ahead import decoded_ahead
 from trafficlight.tools.simulate import Incident
 
 #: Corrupt lines reported one by one before only counting the rest.
@@ -253,8 +254,14 @@ def progress_bar() -> Iterator[ProgressBar]:
 
 def file_batches(path: Path, rejects: RejectLog, since_s: float | None,
                  until_s: float | None) -> Iterator[tuple[int, EventBatch]]:
-    """A replay file as one partition of batches."""
-    for decoded in read_jsonl(path):
+    """A replay file as one partition of batches, decoded ahead in a child process started
+    now, before the caller's progress bar starts its thread (`decode_ahead`)."""
+    return _checked(decoded_ahead(path), rejects, since_s, until_s)
+
+
+def _checked(chunks: Iterator[Decoded], rejects: RejectLog, since_s: float | None,
+             until_s: float | None) -> Iterator[tuple[int, EventBatch]]:
+    for decoded in chunks:
         rejects.add(decoded)
         yield 0, _in_range(decoded.events, since_s, until_s)
 
