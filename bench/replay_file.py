@@ -3,10 +3,11 @@
 Usage: python bench/replay_file.py [EVENTS] [--file PATH] [--repeat N] [--sparse]
 (default 1,000,000 generated events at 1000 events/s, best of 3; `--sparse`: a six-hour day at
 100x the runbook's volume, ~44 events/s, 950,400 events: the judge's cost must follow events,
-not event time x targets). Prints events/s of both, their ratio, the
-judge's core ingest rate, and RSS at the start and end of replay (memory must stay flat: files
-stream). Best of N, alternating the two loops: the machine is shared, and the fastest run is
-the one least disturbed. `--file` replays an existing file instead (e.g. 10 M events).
+not event time x targets). Prints events/s of both, their ratio, the judge's core ingest rate,
+and RSS at the start and end of replay and the peaks of replay and of its decoding child
+(memory must stay flat: files stream). Best of N, alternating the two loops: the machine is
+shared, and the fastest run is the one least disturbed. `--file` replays an existing file
+instead (e.g. 10 M events).
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory of this process, or (RUSAGE_CHILDREN) of its largest child:
+    replay's decoding child (`decode_ahead`)."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def timed(run: Callable[[], object]) -> float:
@@ -96,7 +99,8 @@ def bench(path: Path, repeat: int) -> None:
           f"ratio to decode loop {baseline_s / replay_s:.2f}x")
     print(f"judge ingest only : {core_events / core_s:12,.0f} events/s")
     print(f"RSS before first replay {rss[0]:.0f} MB, after last {rss[-1]:.0f} MB, "
-          f"peak {replay_peak_mb:.0f} MB")
+          f"peak {replay_peak_mb:.0f} MB; decoding child's peak "
+          f"{peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
 
 
 def main() -> None:
