@@ -50,12 +50,23 @@ theta = rho n_u / (rho n_u + n_l) and the batch LR is (theta/theta0)^k_u ((1-the
 binomial in the hits, so E[LR] <= 1 under H0 whatever the rates. A change detector over hit
 counts, like `ChangeDetector`.
 
-Bursts (`run_weight`, `Dispersion`): hits that come in runs of consecutive requests, or
-cluster in time, are not independent evidence of a higher rate. A batch's positive log-LR is
-weighed down by the excess of runs in it and the few hundred requests before it (pointwise
-below the LR: valid whatever the weight depends on), and every log-LR by the overdispersion
-estimated before the batch (a predictable weight in (0, 1]: valid by Jensen). Under
-independent requests both leave every guarantee above exact.
+Bursts (run starts, `Dispersion`): hits that come in runs of consecutive requests, or
+cluster in time, are not independent evidence of a higher rate. The change detectors are fed
+run STARTS (`streams.verdicts.Counts.starts`): the requests whose previous request of the same
+target was not a hit (or came more than the run gap before), and the hits among them. Under
+independent requests at rate p a hit after a non-hit has chance p, so the thinned sample is
+Bernoulli(p) and every guarantee holds exactly, for the price of the requests after hits (a
+share p of them: 0.5 % at the critical error rate). When hits are positively dependent (a run
+of failures, a pause: P(hit | previous hit) = a >= p), then from p = p a + (1 - p) b the chance
+after a non-hit is b = p (1 - a) / (1 - p) <= p (exactly so for a Markov chain of hits), so the
+thinned sample is at most as likely to hit as the rate itself: a run of ten failures is one
+start, not ten independent events, however few requests came before it. Only a run's first
+`max_run` (20) hits are thinned: past that every hit counts again, or a handler failing every
+request would leave nothing in the sample (valid as long as healthy runs that long are rare:
+at a mean run of 3, one in 2,200; at 10, one in 7). Clustering in time beyond consecutive
+requests is the dispersion's: every log-LR is tempered by the
+overdispersion estimated before the batch (a predictable weight in (0, 1]: valid by Jensen);
+under independent requests it stays 1.
 
 `sample_ratio_log_e` -- "the routing is not what the config says": the share of a domain's
 requests on unified against the configured percentage, a tempered mixture test of a composite
@@ -251,12 +262,10 @@ class ChangeDetector:
         """The alternative rates, capped below 1 (a multiple past 1 is folded to 0.99)."""
         return [min(self.p0 * m, 0.99) for m in self.mixture.multiples]
 
-    def update(self, n: int, k: int, weight: float = 1.0, gain_weight: float = 1.0) -> None:
+    def update(self, n: int, k: int, weight: float = 1.0) -> None:
         """One batch: ``n`` requests, ``k`` hits; its log-LR tempered by ``weight`` in (0, 1]
-        (`Dispersion.weight`, known before the batch: E[LR^w] <= E[LR]^w <= 1 keeps validity),
-        and a positive one by ``gain_weight`` in (0, 1] too, which may depend on the batch
-        itself (`run_weight`): it only lowers the LR where it is above 1, so the tempered LR is
-        at most the LR, pointwise, and keeps its mean."""
+        (`Dispersion.weight`, known before the batch: E[LR^w] <= E[LR]^w <= 1 keeps
+        validity)."""
         if n <= 0:
             return
         log_mass = self.prior.take(n)
@@ -266,8 +275,6 @@ class ChangeDetector:
         log1p, exp = math.log1p, math.exp
         for j, (hit, miss) in enumerate(self._terms):
             llr = (k * hit + (n - k) * miss) * weight
-            if llr > 0:
-                llr *= gain_weight
             if llr > batch_cap:
                 llr = batch_cap
             # _logaddexp(log_d[j], log_mass), inlined: this loop is the judge's hottest.
@@ -348,50 +355,6 @@ class UpperEvidence:
         self.requests = int(data[0])
         self.log_e = [float(x) for x in data[1:]]
         self._mixed.reset(self.log_e)
-
-
-def run_weight(n: int, k: int, runs: int) -> float:
-    """How much of a batch's positive evidence its hits' runs leave, in (0, 1].
-
-    ``n``, ``k``, ``runs``: requests, hits and runs of the batch with the requests just before
-    it (`streams.verdicts.TargetEvidence.run_context`: in a batch of 8 requests alone, 6 slow
-    ones in a row are what chance gives at a rate of 6 in 8). ``runs`` counts the hits whose
-    previous request of the same target was not a hit (or not within the run gap, see
-    `streams.judge`), so ``k - runs`` hits went on a run.
-    Independent hits among ``n`` requests go on a run at most ``k (k - 1) / n`` times on average: as
-    many as chance gives 19 times in 20 (Poisson) are forgiven, and each one beyond weighs
-    the batch down by one of the runs independent hits would have formed,
-    ``k - k (k - 1) / n``. A flaky pool failing ten requests in a row is a few events, not
-    ten independent failures, from the batch that holds the burst on
-    (`ChangeDetector.update`'s ``gain_weight``, valid whatever it depends on); independent
-    hits lose nothing 19 batches in 20.
-    """
-    if k < 2 or n < 2:
-        return 1.0
-    chance = k * (k - 1) / n
-    excess = k - runs - _chance_runs_on(chance)
-    if excess <= 0:
-        return 1.0
-    return max(1.0 - excess / (k - chance), _MIN_RUN_WEIGHT)
-
-
-#: A batch is never weighed below this (a weight must stay above 0).
-_MIN_RUN_WEIGHT = 0.05
-
-
-@functools.lru_cache(maxsize=4096)
-def _chance_runs_on(mean: float) -> float:
-    """The smallest count that a Poisson(``mean``) exceeds at most 5 % of the time (from
-    mean 50 on, where exp(-mean) heads for underflow, its normal approximation)."""
-    if mean > 50:
-        return mean + 1.645 * math.sqrt(mean) + 0.5
-    count, term = 0, math.exp(-mean)
-    total = term
-    while total < 0.95:
-        count += 1
-        term *= mean / count
-        total += term
-    return count
 
 
 #: How far above 1 (in standard errors, ~sqrt(2 / hits) for independent requests) the

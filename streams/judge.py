@@ -13,13 +13,13 @@ evaluated. Live and replay run this same code, so they give the same verdicts.
 Evidence (`streams.verdicts.DomainState`) is fed per evaluation with the counts each target got
 since its domain's last evaluation: requests, errors, and requests slower than each latency
 threshold, counted exactly per event at ingest (not from the histogram), and per metric the
-runs among those hits (a hit that does not follow a hit of the same target, its previous
-request, within `run_gap_s`: a burst is hits close in time, and at 50 requests an hour two
-slow ones in a row are minutes apart; carried across records and restarts, so the batching
-does not change them). Events of a higher `config_version` than the domain's move it to its
-next step (`DomainState.next_step`). The
-sample-ratio guard (`streams.sample_ratio`) reads the step's totals against the percentage
-`shares` gives for the domain's config version (off without `shares`, or while unknown).
+requests that follow a hit (the target's previous request was a hit, within `run_gap_s`) and
+the runs among the hits (hits that do not): the change detectors read run starts
+(`Counts.starts`). Carried across records and restarts, so the batching does not change
+them. Events of a higher `config_version` than the domain's move it to its next step
+(`DomainState.next_step`). The sample-ratio guard (`streams.sample_ratio`) reads the step's
+totals against the percentage `shares` gives for the domain's config version (off without
+`shares`, or while unknown).
 
 State is serialisable in pieces for Faust tables: each `BucketAggregate` (`to_bytes`), each
 domain's `DomainState` and the counts not yet evaluated (`domain_states()`, JSON-ready), and
@@ -56,7 +56,7 @@ from trafficlight.streams.windows import step_boundaries, window_bucket_starts
 
 ROUTED_TO_ORDER = ROUTED_TO
 #: Columns of the pending counts: `Counts`' fields.
-_PENDING = 7
+_PENDING = 10
 _HEADER = struct.Struct("<4sqqqdd")
 _MAGIC = b"TLB2"
 _MAGIC_HDR = b"TLB1"
@@ -170,6 +170,29 @@ class _Target:
         return judgement
 
 
+def _runs_through(hit: np.ndarray, close: np.ndarray, first: np.ndarray, carried: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per event (grouped by target, in stream order): the length of the run of hits it is
+    in (0 for no hit), and that of the run going on just before it. A hit continues a run
+    when its target's previous request was a hit `close` before it; ``carried``: the run
+    going on before each target's first event (at ``first``)."""
+    carried_at = np.zeros(len(hit), np.int64)
+    carried_at[first] = carried
+    follows_hit = np.zeros(len(hit), bool)
+    follows_hit[1:] = hit[:-1] & close[1:] & ~first[1:]
+    follows_hit[first] = carried > 0
+    continues = hit & follows_hit
+    is_base = ~continues | first
+    index = np.arange(len(hit))
+    base_value = np.where(first & continues, carried_at + 1, hit.astype(np.int64))
+    base = np.maximum.accumulate(np.where(is_base, index, 0))
+    run = np.where(is_base, base_value, base_value[base] + index - base)
+    before = np.zeros(len(hit), np.int64)
+    before[1:] = np.where(follows_hit[1:], run[:-1], 0)
+    before[first] = carried
+    return run, before
+
+
 class Judge:
     """Stateful engine over the pure pieces; see the module docstring for the timing rule."""
 
@@ -187,10 +210,10 @@ class Judge:
         #: last evaluation and the runs among those hits (`Counts`), and the highest
         #: config_version seen in them.
         self._pending = np.zeros((0, _PENDING), np.int64)
-        #: Per target code and metric: was its last request a hit (a run goes on)? And per
-        #: target code, the event time of its last request (a run goes on only within
-        #: `run_gap_s` of it).
-        self._last_hit = np.zeros((0, 3), bool)
+        #: Per target code and metric: the run of hits its last requests made (0: its last
+        #: request was no hit). And per target code, the event time of its last request (a
+        #: run goes on only within `run_gap_s` of it).
+        self._run_len = np.zeros((0, 3), np.int64)
         self._last_ts = np.zeros(0, np.float64)
         self._pending_version = np.zeros(0, np.int64)
         #: Per target code: its domain's latency thresholds (warning, critical), in ms.
@@ -334,7 +357,7 @@ class Judge:
         target = self._targets[key] = _Target()
         limits = self.thresholds.for_domain(key[0])
         self._pending = np.vstack([self._pending, np.zeros((1, _PENDING), np.int64)])
-        self._last_hit = np.vstack([self._last_hit, np.zeros((1, 3), bool)])
+        self._run_len = np.vstack([self._run_len, np.zeros((1, 3), np.int64)])
         self._last_ts = np.append(self._last_ts, -math.inf)
         self._pending_version = np.append(self._pending_version, np.int64(-1))
         self._limits_ms = np.vstack([self._limits_ms,
@@ -399,20 +422,24 @@ class Judge:
         self._last_ts[by_target[last]] = np.maximum(self._last_ts[by_target[last]], ts[last])
         metrics = (batch.is_error[lo:hi][on_time], latency > limits[:, 0],
                    latency > limits[:, 1])
+        max_run = self.settings.max_run
         for m, hit in enumerate(metrics):
+            # The run of hits going on before each target's first event here (`_run_len`,
+            # ended by a gap over `run_gap_s`). A request that follows a hit of a run shorter
+            # than `max_run` is left out of the change detectors' sample (`Counts.starts`).
+            carried = np.where(close[first], self._run_len[by_target[first], m], 0)
             if not hit.any():
-                self._last_hit[code, m] = False  # every run of these targets ended
+                out = (carried > 0) & (carried < max_run)
+                self._pending[:, 7 + m] += np.bincount(by_target[first][out], minlength=size)
+                self._run_len[code, m] = 0  # every run of these targets ended
                 continue
-            # A hit goes on a run where its target's previous request was a hit close before
-            # it (across calls too: `_last_hit`, `_last_ts`), or else starts one.
             self._pending[:, 1 + m] += np.bincount(code[hit], minlength=size)
             hit = hit[order]
-            previous = np.empty_like(hit)
-            previous[1:] = hit[:-1]
-            previous[first] = self._last_hit[by_target[first], m]
-            starts = by_target[hit & ~(previous & close)]
-            self._pending[:, 4 + m] += np.bincount(starts, minlength=size)
-            self._last_hit[by_target[last], m] = hit[last]
+            run, before = _runs_through(hit, close, first, carried)
+            out = (before > 0) & (before < max_run)
+            self._pending[:, 4 + m] += np.bincount(by_target[hit & ~out], minlength=size)
+            self._pending[:, 7 + m] += np.bincount(by_target[out], minlength=size)
+            self._run_len[by_target[last], m] = run[last]
         versions = batch.config_version[lo:hi][on_time]
         np.maximum.at(self._pending_version, code, versions)
 
@@ -590,7 +617,7 @@ class Judge:
             last_ts = float(self._last_ts[code])
             entry["pending"][routed_to] = (self._pending[code].tolist(),
                                            int(self._pending_version[code]),
-                                           self._last_hit[code].tolist(),
+                                           self._run_len[code].tolist(),
                                            last_ts if last_ts > -math.inf else None)
         return out
 
@@ -646,7 +673,8 @@ class Judge:
                 code = self._codes[key]
                 self._pending[code] = [*counts, *[0] * (_PENDING - len(counts))]
                 self._pending_version[code] = version
-                self._last_hit[code] = runs[0] if runs else False
+                # Before run lengths, a flag per metric: a run of one went on (or none).
+                self._run_len[code] = runs[0] if runs else 0
                 last_ts = runs[1] if len(runs) > 1 else None
                 self._last_ts[code] = -math.inf if last_ts is None else last_ts
         self.watermark.event_time_s = event_time_s

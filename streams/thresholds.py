@@ -18,7 +18,9 @@ batch_requests = 100          # between heartbeats, a domain is evaluated at the
 bucket         = "10s"        # tumbling bucket of the stored aggregates
 grace          = "10s"        # watermark = max event time - grace
 max_jump       = "5m"         # a single event further ahead needs a second one to confirm it
-run_gap        = "2s"         # a hit continues a run (a burst) only this close to the hit before
+run_gap        = "30s"        # a request follows a hit (a run, a burst) only this close after it
+max_run        = 20           # requests following a run's first hits are left out of the change
+                              # detectors' sample, up to this long a run (then they count again)
 alpha          = 0.01         # per detector: P(ever firing in a rollout | rate <= its threshold)
 healthy_alpha  = 0.01         # per metric: P(ever "shown below warning" | rate >= warning)
 compare_alpha  = 0.001        # unified-vs-legacy test: P(ever "worse" | unified <= legacy)
@@ -72,7 +74,8 @@ class JudgeSettings:
     grace_s: int = 10
     max_jump_s: int = 300
     heartbeat_s: int = 10
-    run_gap_s: int = 2
+    run_gap_s: int = 30
+    max_run: int = 20
     batch_requests: int = 100
     alpha: float = 1e-2
     healthy_alpha: float = 1e-2
@@ -115,7 +118,7 @@ RETIRED_KEYS = {
 _DURATIONS = {"window": "window_s", "step": "step_s",
               "bucket": "bucket_s", "grace": "grace_s", "max_jump": "max_jump_s",
               "heartbeat": "heartbeat_s", "run_gap": "run_gap_s"}
-_COUNTS = ("batch_requests",)
+_COUNTS = ("batch_requests", "max_run")
 #: Probabilities in (0, 1): key -> (low, high) open bounds.
 _PROBABILITIES = ("alpha", "healthy_alpha", "compare_alpha", "prior_start", "srm_alpha",
                   "srm_tolerance")

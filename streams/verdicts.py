@@ -9,9 +9,16 @@ request at ingest. Per target and metric, `TargetEvidence` keeps (see `streams.e
 - a change detector against the warning rate (`alpha`): warning when it fires;
 - an upper e-process against the warning rate (`healthy_alpha`): healthy only when every
   metric is SHOWN below its warning rate (no errors yet is not evidence of health);
-- its burst estimate (`streams.evidence.Dispersion`), which with the runs of each batch's
-  hits (`streams.evidence.run_weight`, weighed against the few hundred requests before the
-  batch: `TargetEvidence.run_context`) weighs bursts down as evidence.
+- its burst estimate (`streams.evidence.Dispersion`), which tempers every detector.
+
+The change detectors read run STARTS (`Counts.starts`): a request whose previous request of
+the same target was a hit (within `run_gap_s`) of a run shorter than `max_run` is left out of
+their sample, with the hit it may be. Under independent requests that is a random thinning
+(exact, at a cost of the hit rate's share of the requests); when hits come in runs (a flaky
+pool, a pause) the chance of a hit after a non-hit is at most the rate itself, so a run of ten
+failures reads as one event, not ten independent ones (`streams.evidence`, "Bursts"). A run
+longer than `max_run` counts every further hit: a handler failing every request is not a run
+that hides itself.
 
 A target's verdict: critical > warning > healthy > insufficient_data. The figures shown
 (requests, errors, P50/P95/P99) stay those of the trailing window.
@@ -47,7 +54,6 @@ from trafficlight.streams.evidence import (
     RatioDetector,
     UpperEvidence,
     e_text,
-    run_weight,
 )
 from trafficlight.streams.sample_ratio import SampleRatio
 from trafficlight.streams.thresholds import JudgeSettings, Thresholds
@@ -116,9 +122,10 @@ class WindowStats:
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Requests and hits per metric in one evaluation step (or a step's total), and per
-    metric the runs among the hits: hits whose previous request of the same target was not
-    one, or was more than `run_gap_s` before (`streams.evidence.run_weight`); -1 (not
-    counted): each hit is a run of its own."""
+    metric what the change detectors read of them (`starts`): ``*_runs``, the hits that
+    start a run (their target's previous request was no hit, or more than `run_gap_s`
+    before) or go on beyond a run's first `max_run`; -1 (not counted): every hit. The
+    ``after_*`` requests followed a hit of a run shorter than that and are left out."""
 
     requests: int = 0
     errors: int = 0
@@ -127,6 +134,9 @@ class Counts:
     errors_runs: int = -1
     slow_warning_runs: int = -1
     slow_critical_runs: int = -1
+    after_errors: int = 0
+    after_slow_warning: int = 0
+    after_slow_critical: int = 0
 
     def hits(self, metric: Metric) -> int:
         hits: int = getattr(self, metric)  # a StrEnum member is its field's name
@@ -135,10 +145,15 @@ class Counts:
     def runs(self, metric: Metric) -> int:
         return _runs(getattr(self, _RUNS_OF[metric]), self.hits(metric))
 
+    def starts(self, metric: Metric) -> tuple[int, int]:
+        """The change detectors' sample: the requests not left out, and the hits among them."""
+        return self.requests - getattr(self, _AFTER_OF[metric]), self.runs(metric)
+
     def to_list(self) -> list[int]:
         """The fields as they are (runs not counted stay -1): `Counts(*to_list())` is equal."""
         return [self.requests, self.errors, self.slow_warning, self.slow_critical,
-                self.errors_runs, self.slow_warning_runs, self.slow_critical_runs]
+                self.errors_runs, self.slow_warning_runs, self.slow_critical_runs,
+                self.after_errors, self.after_slow_warning, self.after_slow_critical]
 
     def __add__(self, other: Counts) -> Counts:
         # Field by field: every evaluation adds its counts to the step's totals.
@@ -149,10 +164,14 @@ class Counts:
             _runs(self.slow_warning_runs, self.slow_warning)
             + _runs(other.slow_warning_runs, other.slow_warning),
             _runs(self.slow_critical_runs, self.slow_critical)
-            + _runs(other.slow_critical_runs, other.slow_critical))
+            + _runs(other.slow_critical_runs, other.slow_critical),
+            self.after_errors + other.after_errors,
+            self.after_slow_warning + other.after_slow_warning,
+            self.after_slow_critical + other.after_slow_critical)
 
 
 _RUNS_OF = {m: f"{m.value}_runs" for m in Metric}
+_AFTER_OF = {m: f"after_{m.value}" for m in Metric}
 
 
 def _runs(runs: int, hits: int) -> int:
@@ -175,11 +194,6 @@ def describe(metric: Metric, limits: Thresholds) -> str:
     return f"slower than {limit:.0f} ms"
 
 
-_NO_RUN_WEIGHTS = dict.fromkeys(Metric, 1.0)
-
-#: How many requests before a batch its hits' runs are weighed against (`run_weight`): enough
-#: to hold a few hits at the critical rates (15 slow requests at 5 %, 1.5 errors at 0.5 %).
-RUN_CONTEXT_REQUESTS = 300
 
 
 @dataclass(slots=True)
@@ -193,13 +207,10 @@ class TargetEvidence:
     #: Per metric, how much more its hits vary than independent requests' (bursts): every
     #: detector of the metric is tempered by it (`streams.evidence.Dispersion`).
     dispersion: dict[Metric, Dispersion]
-    #: Weigh bursts down (`run_weight`, `dispersion`), or read requests as independent.
+    #: Read run starts and temper by the dispersion (bursts), or read requests as
+    #: independent.
     temper_bursts: bool = True
     totals: Counts = Counts()
-    #: The runs' context (`run_context`): the last closed block of batches of at least
-    #: `RUN_CONTEXT_REQUESTS` requests, and the block filling since.
-    run_block_closed: Counts = Counts()
-    run_block: Counts = Counts()
 
     @classmethod
     def new(cls, limits: Thresholds, s: JudgeSettings) -> TargetEvidence:
@@ -221,27 +232,15 @@ class TargetEvidence:
         n, temper = counts.requests, self.temper_bursts
         # Known before the batch: the dispersion so far.
         weight = {m: d.weight if temper else 1.0 for m, d in self.dispersion.items()}
-        runs = self._run_weights(counts) if temper else _NO_RUN_WEIGHTS
         for group in (self.critical, self.warning):
             for metric, detector in group.items():
-                detector.update(n, counts.hits(metric), weight[metric], runs[metric])
+                sample = counts.starts(metric) if temper else (n, counts.hits(metric))
+                detector.update(*sample, weight[metric])
         for metric, evidence in self.healthy.items():
             evidence.update(n, counts.hits(metric), weight[metric])
         for metric, dispersion in self.dispersion.items():
             dispersion.update(n, counts.hits(metric))
         self.totals = self.totals + counts
-        self.run_block = self.run_block + counts
-        if self.run_block.requests >= RUN_CONTEXT_REQUESTS:
-            self.run_block_closed, self.run_block = self.run_block, Counts()
-
-    def _run_weights(self, counts: Counts) -> dict[Metric, float]:
-        """Per metric, `run_weight` of the batch in its context; 1 for a batch without hits
-        (its log-LR is not positive: nothing to weigh), without building the context."""
-        if not (counts.errors or counts.slow_warning or counts.slow_critical):
-            return _NO_RUN_WEIGHTS
-        context = self.run_context(counts)
-        return {m: run_weight(context.requests, context.hits(m), context.runs(m))
-                if counts.hits(m) else 1.0 for m in Metric}
 
     def new_step(self) -> None:
         """The rollout moved to its next step: the change detectors' prior gets that step's
@@ -250,20 +249,12 @@ class TargetEvidence:
             for detector in group.values():
                 detector.prior.new_step()
 
-    def run_context(self, counts: Counts) -> Counts:
-        """The batch with the requests just before it (at least `RUN_CONTEXT_REQUESTS` once
-        the step has them): what its hits' runs are weighed in. In the batch alone a pause
-        that slows 6 of a second's 8 requests is no surprise (6 hits of 8 go on runs by
-        chance); against the rate of the few hundred requests before, it is a burst."""
-        return self.run_block_closed + self.run_block + counts
-
     def to_dict(self) -> dict[str, Any]:
         return {"critical": {m.value: d.to_list() for m, d in self.critical.items()},
                 "warning": {m.value: d.to_list() for m, d in self.warning.items()},
                 "healthy": {m.value: e.to_list() for m, e in self.healthy.items()},
                 "dispersion": {m.value: d.to_list() for m, d in self.dispersion.items()},
-                "totals": self.totals.to_list(),
-                "run_blocks": [self.run_block_closed.to_list(), self.run_block.to_list()]}
+                "totals": self.totals.to_list()}
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore `to_dict`; state written before the dispersion estimate or the runs'
@@ -273,8 +264,6 @@ class TargetEvidence:
             for metric, values in data.get(name, {}).items():
                 group[Metric(metric)].restore(values)
         self.totals = Counts(*data["totals"])
-        closed, filling = data.get("run_blocks", ([], []))
-        self.run_block_closed, self.run_block = Counts(*closed), Counts(*filling)
 
 
 @dataclass(slots=True)

@@ -18,7 +18,6 @@ from trafficlight.streams.evidence import (
     bernoulli_log_lr,
     change_prior_mass,
     ratio_log_lr,
-    run_weight,
 )
 from trafficlight.streams.thresholds import JudgeSettings
 
@@ -227,29 +226,3 @@ def test_a_tempered_batch_counts_its_weight_of_evidence() -> None:
     tempered.update(100, 3, weight=1 / 3)
     assert tempered.log_value < full.log_value
     assert tempered.fired is False
-
-
-def test_hits_side_by_side_as_often_as_chance_puts_them_cost_nothing() -> None:
-    # 6 hits among 20 requests go on a run 1.5 times on average: 2 such is chance.
-    assert run_weight(20, 6, 4) == 1.0
-    assert run_weight(100, 2, 2) == 1.0
-
-
-def test_a_run_of_ten_failures_weighs_about_one_event() -> None:
-    # 10 hits in one run among 100 requests: independent ones would form ~9 runs.
-    assert run_weight(100, 10, 1) < 0.5
-
-
-@given(st.integers(0, 1_000), st.integers(0, 1_000), st.integers(0, 1_000))
-def test_the_run_weight_is_always_in_zero_one(n: int, k: int, runs: int) -> None:
-    k = min(k, n)
-    assert 0 < run_weight(n, k, min(runs, k)) <= 1
-
-
-def test_the_run_weight_never_touches_evidence_against_a_change() -> None:
-    # A batch without hits lowers the evidence by the same amount whatever its run weight.
-    full, weighed = default_error_detector(), default_error_detector()
-    for detector, gain in ((full, 1.0), (weighed, 0.1)):
-        detector.update(100, 8)
-        detector.update(100, 0, gain_weight=gain)
-    assert weighed.log_d == full.log_d

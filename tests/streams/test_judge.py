@@ -287,3 +287,64 @@ def test_pending_counts_saved_before_runs_were_counted_still_restore() -> None:
     counts, _, last_hit, _ = restarted.domain_states()["jobs"]["pending"]["unified"]
     before, *_ = first.domain_states()["jobs"]["pending"]["unified"]
     assert (counts[:4], last_hit) == (before[:4], [False, False, False])
+
+
+def walked_run_starts(events: list[dict[str, Any]], gap_s: float, max_run: int
+                      ) -> tuple[int, int]:
+    """Request by request: slow requests the change detectors count, and requests left out
+    (they follow a slow one of a run shorter than `max_run`, within `gap_s`)."""
+    run, last_ts, counted, left_out = 0, -np.inf, 0, 0
+    for event in events:
+        slow = event["response_time_ms"] > 3_000
+        before = run if event["ts"] - last_ts <= gap_s else 0
+        out = 0 < before < max_run
+        counted += slow and not out
+        left_out += out
+        run, last_ts = (before + 1 if slow else 0), event["ts"]
+    return counted, left_out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.1, 1.0, 45.0]),
+                          st.sampled_from([True, True, True, False])),  # runs past max_run
+                min_size=1, max_size=120),
+       st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=4))
+def test_the_run_starts_counted_are_a_request_by_request_walk_however_batched(
+        steps: list[tuple[float, bool]], cuts: list[int]) -> None:
+    ts, events = T0, []
+    for gap, slow in steps:
+        ts += gap
+        events.append({**records(ts, 1, 1)[0], "response_time_ms": 4_000.0 if slow else 100.0})
+    judge = Judge()
+    ingest_in_pieces(judge, events, cuts)
+    judge.advance_to(ts + 60)
+    totals = judge.states["jobs"].unified.totals
+    settings_ = judge.settings
+    assert (totals.slow_critical_runs, totals.after_slow_critical) == walked_run_starts(
+        events, settings_.run_gap_s, settings_.max_run)
+
+
+def first_twenty_seconds(slow_at: list[int], *, per_s: float = 1.0) -> set[str]:
+    """The decisions over a rollout's first 20 s: unified at `per_s` requests a second (1 s
+    apart at 1/s), slower than 3 s at the indices `slow_at`; legacy at 10/s, fast."""
+    unified = records(T0, 20, per_s)
+    for i in slow_at:
+        unified[i] = {**unified[i], "response_time_ms": 4_000.0}
+    judge = Judge()
+    verdicts = judge.ingest(batch(interleave(unified, records(T0, 20, 10, routed_to="legacy"))))
+    verdicts += judge.advance_to(T0 + 30)
+    return {v.decision for v in verdicts}
+
+
+def test_nine_slow_requests_in_a_row_in_a_rollouts_first_seconds_are_one_pause() -> None:
+    # 9 of the first 20: in a row they are one run (a pause), not nine independent requests.
+    assert "rollback" not in first_twenty_seconds(list(range(11, 20)))
+
+
+def test_nine_slow_requests_spread_over_a_rollouts_first_seconds_roll_it_back() -> None:
+    assert "rollback" in first_twenty_seconds(list(range(0, 18, 2)))
+
+
+def test_a_handler_slow_on_every_request_is_rolled_back_past_its_first_run() -> None:
+    # Only a run's first `max_run` hits are thinned: past them every slow request counts.
+    assert "rollback" in first_twenty_seconds(list(range(0, 60)), per_s=3.0)

@@ -167,7 +167,7 @@ def test_a_verdict_round_trips_through_its_dict() -> None:
 
 def test_domain_state_round_trips_through_json() -> None:
     state = DomainState.new(LIMITS, SETTINGS)
-    for _ in range(4):  # 400 requests: a closed block of the runs' context, and one filling
+    for _ in range(4):
         step(state, Counts(100, 3, 7, 1), Counts(50, 0, 2, 0))
     assert DomainState.from_dict(state.to_dict(), LIMITS, SETTINGS) == state
 
@@ -183,10 +183,20 @@ def slow_evidence_after(burst: Counts) -> float:
 
 
 def test_a_low_volume_burst_weighs_less_than_as_many_independent_hits() -> None:
-    # One second of 8 requests, 6 of them slow: in one run (a pause), or each its own run.
-    in_one_run = slow_evidence_after(Counts(8, 0, 6, 6, -1, 1, 1))
+    # One second of 8 requests, 6 of them slow: in one run (a pause: 5 requests follow a
+    # slow one), or each its own run.
+    in_one_run = slow_evidence_after(Counts(8, 0, 6, 6, -1, 1, 1, 0, 5, 5))
     independent = slow_evidence_after(Counts(8, 0, 6, 6, -1, 6, 6))
     assert in_one_run < independent - 1.0
+
+
+def test_the_change_detectors_read_run_starts_the_healthy_evidence_every_request() -> None:
+    in_runs, starts = DomainState.new(LIMITS, SETTINGS), DomainState.new(LIMITS, SETTINGS)
+    step(in_runs, Counts(100, 6, 0, 0, 2, -1, -1, 4), clean())
+    step(starts, Counts(96, 2), clean())
+    detector = in_runs.unified.critical[Metric.ERRORS]
+    assert detector.log_d == starts.unified.critical[Metric.ERRORS].log_d
+    assert in_runs.unified.healthy[Metric.ERRORS].requests == 100
 
 
 def legacy_warning_at(share_of_line: float) -> Outcome:
