@@ -53,3 +53,10 @@ def test_without_tempering_the_same_bursts_roll_back() -> None:
     # The control: the same hour judged as if requests were independent.
     untempered = ThresholdSet(settings=replace(JudgeSettings(), temper_bursts=False))
     assert "rollback" in judge_day(bursty_first_hour(3), untempered)
+
+
+def test_slow_requests_in_runs_at_low_volume_do_not_roll_back() -> None:
+    # Seed 3 rolled back 72 s in, 5 slow of unified's first 21 requests (one run), when runs
+    # were forgiven only as far as chance goes at the batch's own rate of hits.
+    quiet = replace(select(["bursty-low-volume"])[0].scenario(3), duration_s=1800.0)
+    assert "rollback" not in judge_day(quiet)

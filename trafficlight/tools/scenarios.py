@@ -325,6 +325,15 @@ def _bursty_latency(unified_per_s: float) -> Callable[[int], Scenario]:
     return build
 
 
+def _bursty_low_volume(seed: int) -> Scenario:
+    """Unified at 0.3 req/s in the warning band (P95 2.6 s: 3.4 % slower than 3 s, 0.25 %
+    errors), its latency and errors in runs of consecutive requests (mean 3), 6 h: at this
+    volume a run spans seconds to minutes, and the burst estimate has no data for hours."""
+    targets = _noisy_targets(2_600.0, 0.25)
+    targets["unified"] = replace(targets["unified"], error_run_mean=3.0, latency_run_mean=3.0)
+    return _one_domain(seed, 0.3, 6 * HOUR_S, targets=targets)
+
+
 def _bursty_regression(seed: int) -> Scenario:
     """2 % errors from 15 min in on a unified whose background 0.3 % comes in runs (mean 2,
     ~3x Poisson's variance): bursts must not hide a real regression. Clustered counts carry
@@ -408,6 +417,8 @@ CATALOGUE: tuple[LabelledScenario, ...] = (
                      "req/s, 6 h", _bursty_latency(8.0)),
     LabelledScenario("bursty-latency-busy", "the same at 100 unified req/s",
                      _bursty_latency(_BUSY_PER_S)),
+    LabelledScenario("bursty-low-volume", "P95 2.6 s and 0.25 % errors, both in runs, 0.3 "
+                     "unified req/s, 6 h", _bursty_low_volume),
     LabelledScenario("bursty-regression", "2 % errors on a unified whose 0.3 % come in runs",
                      _bursty_regression),
     LabelledScenario("warning-band", "P95 2.5 s and 0.2 % errors (warning band), 6 h",
