@@ -207,8 +207,8 @@ class Judge:
         self.counters = JudgeCounters()
         self.states: dict[str, DomainState] = {}
         #: Per target code: requests, errors, slow_warning, slow_critical since the domain's
-        #: last evaluation and the runs among those hits (`Counts`), and the highest
-        #: config_version seen in them.
+        #: last evaluation, per metric the hits and the requests after hits the change
+        #: detectors read (`Counts`, `_runs_through`), and the highest config_version seen.
         self._pending = np.zeros((0, _PENDING), np.int64)
         #: Per target code and metric: the run of hits its last requests made (0: its last
         #: request was no hit). And per target code, the event time of its last request (a

@@ -284,9 +284,9 @@ def test_pending_counts_saved_before_runs_were_counted_still_restore() -> None:
                             for t, (counts, version, *_) in entry["pending"].items()}
     restarted = Judge()
     restarted.restore(first.event_time_s, [], states)
-    counts, _, last_hit, _ = restarted.domain_states()["jobs"]["pending"]["unified"]
+    counts, _, run_lengths, _ = restarted.domain_states()["jobs"]["pending"]["unified"]
     before, *_ = first.domain_states()["jobs"]["pending"]["unified"]
-    assert (counts[:4], last_hit) == (before[:4], [False, False, False])
+    assert (counts[:4], run_lengths) == (before[:4], [0, 0, 0])
 
 
 def walked_run_starts(events: list[dict[str, Any]], gap_s: float, max_run: int
