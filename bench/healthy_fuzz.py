@@ -20,13 +20,9 @@ import random
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from trafficlight.streams.sample_ratio import StaticShares
-from trafficlight.tools.scenarios import START_TS, LabelledScenario
-from trafficlight.tools.scoreboard.board import run_scenario
-from trafficlight.tools.scoreboard.judges import TrafficlightJudge
+from trafficlight.tools.scenarios import HOUR_S, START_TS, LabelledScenario
+from trafficlight.tools.scoreboard.board import default_judges, run_scenario
 from trafficlight.tools.simulate import LatencyProfile, Scenario
-
-HOUR_S = 3_600.0
 
 
 def case(i: int) -> tuple[LabelledScenario, dict[str, Any]]:
@@ -66,8 +62,7 @@ def case(i: int) -> tuple[LabelledScenario, dict[str, Any]]:
 
 def false_rollbacks(i: int) -> tuple[int, dict[str, Any], tuple[tuple[str, float], ...]]:
     entry, drawn = case(i)
-    judges = {"trafficlight": lambda s: TrafficlightJudge(
-        None, StaticShares(s.configured_shares()))}
+    judges = {"trafficlight": default_judges()["trafficlight"]}
     [run] = run_scenario(entry, i, judges)
     return i, drawn, run.false_rollbacks
 
